@@ -31,7 +31,11 @@ function fsyncDir(dir: string): void {
  * @example
  * await atomicWriteFile('/var/lib/outpost/state.json', JSON.stringify(state));
  */
-export async function atomicWriteFile(target: string, data: Uint8Array | string, mode = 0o644): Promise<void> {
+export async function atomicWriteFile(
+  target: string,
+  data: Uint8Array | string,
+  mode = 0o644,
+): Promise<void> {
   const tmp = tempPathFor(target);
   try {
     const fh = await open(tmp, 'wx', mode);
@@ -45,7 +49,9 @@ export async function atomicWriteFile(target: string, data: Uint8Array | string,
     fsyncDir(dirname(target));
   } catch (err) {
     await rm(tmp, { force: true });
-    throw new OutpostError('IO_FAILED', `could not write ${target}: ${(err as Error).message}`, { cause: err });
+    throw new OutpostError('IO_FAILED', `could not write ${target}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 }
 
@@ -66,7 +72,9 @@ export function atomicWriteFileSync(target: string, data: Uint8Array | string, m
     fsyncDir(dirname(target));
   } catch (err) {
     rmSync(tmp, { force: true });
-    throw new OutpostError('IO_FAILED', `could not write ${target}: ${(err as Error).message}`, { cause: err });
+    throw new OutpostError('IO_FAILED', `could not write ${target}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 }
 

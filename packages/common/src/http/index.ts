@@ -23,7 +23,11 @@ export function httpErrorReply(err: unknown): { status: number; body: ErrorBody;
     if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || e.statusCode === 415) {
       return mapped(new OutpostError('VALIDATION_FAILED', e.message));
     }
-    if (e.validation !== undefined || e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || e.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+    if (
+      e.validation !== undefined ||
+      e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ||
+      e.code === 'FST_ERR_CTP_INVALID_JSON_BODY'
+    ) {
       return mapped(new OutpostError('MALFORMED_MESSAGE', e.message));
     }
     if (e instanceof SyntaxError || (typeof e.statusCode === 'number' && e.statusCode === 400)) {

@@ -9,7 +9,11 @@ export type { Logger } from 'pino';
  * @example
  * const log = createLogger('agent', { deviceId });
  */
-export function createLogger(name: string, bindings: Record<string, unknown> = {}, opts: LoggerOptions = {}): Logger {
+export function createLogger(
+  name: string,
+  bindings: Record<string, unknown> = {},
+  opts: LoggerOptions = {},
+): Logger {
   return pino({
     name,
     level: process.env.OUTPOST_LOG_LEVEL ?? 'info',

@@ -107,7 +107,11 @@ export const inferenceResponse = z.object({
   model: z.object({ name: safeName, version: semver }),
   outputs: z.record(
     z.string(),
-    z.object({ dtype: z.string(), shape: z.array(z.number()), data: z.array(z.union([z.number(), z.string()])) }),
+    z.object({
+      dtype: z.string(),
+      shape: z.array(z.number()),
+      data: z.array(z.union([z.number(), z.string()])),
+    }),
   ),
   timings: z.object({ inferMs: z.number(), totalMs: z.number() }),
 });

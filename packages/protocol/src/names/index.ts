@@ -12,7 +12,8 @@ export const safeName = z
   .refine((s) => !s.includes('..'), 'must not contain ".."');
 
 /** Semantic version `MAJOR.MINOR.PATCH` with optional pre-release, restricted to the safe alphabet. */
-export const SEMVER_RE = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$/;
+export const SEMVER_RE =
+  /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$/;
 export const semver = z.string().max(64).regex(SEMVER_RE, 'must be a semantic version like 1.2.3');
 
 export function isSafeName(s: string): boolean {

@@ -25,7 +25,10 @@ import { OutpostError } from '../errors/index.ts';
 
 export const signatureEntry = z.object({
   keyid: z.string().regex(/^[0-9a-f]{64}$/),
-  sig: z.string().regex(/^[A-Za-z0-9+/]+={0,2}$/).max(200),
+  sig: z
+    .string()
+    .regex(/^[A-Za-z0-9+/]+={0,2}$/)
+    .max(200),
 });
 export type SignatureEntry = z.infer<typeof signatureEntry>;
 
@@ -41,7 +44,8 @@ export interface SignedEnvelope<T> {
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value === 'boolean' || typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new OutpostError('VALIDATION_FAILED', 'non-finite number in signed JSON');
+    if (!Number.isFinite(value))
+      throw new OutpostError('VALIDATION_FAILED', 'non-finite number in signed JSON');
     return JSON.stringify(value);
   }
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;

@@ -35,7 +35,8 @@ export const topics = {
 /** Parses a device topic; returns null for anything that is not exactly `outpost/v1/devices/{id}/{channel}`. */
 export function parseDeviceTopic(topic: string): { deviceId: string; channel: DeviceChannel } | null {
   const parts = topic.split('/');
-  if (parts.length !== 5 || parts[0] !== 'outpost' || parts[1] !== 'v1' || parts[2] !== 'devices') return null;
+  if (parts.length !== 5 || parts[0] !== 'outpost' || parts[1] !== 'v1' || parts[2] !== 'devices')
+    return null;
   const id = parts[3] ?? '';
   const channel = parts[4] as DeviceChannel;
   if (!isSafeName(id) || !DEVICE_CHANNELS.includes(channel)) return null;
