@@ -47,6 +47,7 @@ export const ERROR_REGISTRY = {
   HASH_MISMATCH: spec(422, 'content hash differs from the manifest'),
   SIZE_MISMATCH: spec(422, 'content length differs from the manifest'),
   DOWNLOAD_FAILED: spec(502, 'an artifact download failed', true),
+  UNAVAILABLE: spec(503, 'a service (control plane, agent, broker) could not be reached', true),
   INFERENCE_FAILED: spec(500, 'the runtime failed to run the model'),
   IO_FAILED: spec(500, 'a file-system operation failed', true),
   INTERNAL: spec(500, 'an unexpected error; see the logs'),

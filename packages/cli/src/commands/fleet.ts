@@ -1,0 +1,124 @@
+import { readFileSync } from 'node:fs';
+import { OutpostError, type DeploymentView } from '@outpost/protocol';
+import { ControlPlaneClient, pollUntil } from '../client/index.ts';
+import { readPrivateKey, writeKeyPair } from '../keys/index.ts';
+import { buildManifest, publishArtifact, signRelease } from '../release/index.ts';
+import { readModelBytes } from './model-tools.ts';
+import { progress, table } from '../output/index.ts';
+
+/** `outpost keys`, `outpost publish`, `outpost deploy`: talk to a running control plane. */
+
+export interface ServerOpts {
+  server: string;
+  token?: string;
+  tokenFile?: string;
+}
+
+/** The admin token comes from --token, --token-file or OUTPOST_TOKEN (so it need not appear in `ps`). */
+export function controlPlane(opts: ServerOpts): ControlPlaneClient {
+  let token = opts.token ?? process.env.OUTPOST_TOKEN;
+  if (!token && opts.tokenFile) {
+    try {
+      token = readFileSync(opts.tokenFile, 'utf8').trim();
+    } catch (err) {
+      throw new OutpostError(
+        'VALIDATION_FAILED',
+        `cannot read token file: ${(err as NodeJS.ErrnoException).code}`,
+      );
+    }
+  }
+  if (!token)
+    throw new OutpostError(
+      'UNAUTHENTICATED',
+      'no admin token: pass --token-file, --token or set OUTPOST_TOKEN',
+    );
+  return new ControlPlaneClient(opts.server, token);
+}
+
+export function keysGenerateCommand(opts: { out: string; name: string; force?: boolean }): void {
+  const r = writeKeyPair(opts.out, opts.name, !!opts.force);
+  process.stdout.write(
+    `keyid      ${r.keyid}\nprivate    ${r.keyPath} (mode 0600, keep it secret)\npublic     ${r.pubPath}\n`,
+  );
+}
+
+export async function publishCommand(
+  model: string,
+  opts: ServerOpts & {
+    name: string;
+    version: string;
+    key: string;
+    target: string[];
+    method: string;
+    metric: string[];
+    json?: boolean;
+  },
+): Promise<void> {
+  const bytes = await readModelBytes(model);
+  const key = readPrivateKey(opts.key);
+  const metrics: Record<string, number> = {};
+  for (const m of opts.metric) {
+    const [k, v] = m.split('=');
+    if (!k || v === undefined || !Number.isFinite(Number(v))) {
+      throw new OutpostError('VALIDATION_FAILED', `--metric must be name=number, got ${JSON.stringify(m)}`);
+    }
+    metrics[k] = Number(v);
+  }
+  const manifest = buildManifest(bytes, {
+    name: opts.name,
+    version: opts.version,
+    targets: opts.target.length ? opts.target : ['cpu'],
+    optimization: { method: opts.method as 'none', settings: {} },
+    metrics,
+  });
+  const summary = await publishArtifact(controlPlane(opts), signRelease(manifest, key.pem), bytes);
+  process.stdout.write(
+    opts.json
+      ? `${JSON.stringify(summary, null, 2)}\n`
+      : `published ${summary.name}@${summary.version}  sha256 ${summary.sha256}  ${summary.size} bytes  signed by ${key.keyid.slice(0, 16)}…  state ${summary.state}\n`,
+  );
+}
+
+export function deploymentDone(d: DeploymentView): boolean {
+  return d.targets.every((t) => t.state === 'succeeded' || t.state === 'failed');
+}
+
+export async function deployCommand(
+  opts: ServerOpts & {
+    model: string;
+    version: string;
+    devices: string[];
+    wait?: boolean;
+    timeout: number;
+    json?: boolean;
+  },
+): Promise<void> {
+  const cp = controlPlane(opts);
+  let d = await cp.createDeployment({ model: opts.model, version: opts.version, devices: opts.devices });
+  if (opts.wait) {
+    const bar = progress(`deploying ${opts.model}@${opts.version}`, d.targets.length);
+    try {
+      d = await pollUntil(
+        () => cp.getDeployment(d.id),
+        (v) => {
+          bar.update(v.targets.filter((t) => t.state === 'succeeded' || t.state === 'failed').length);
+          return deploymentDone(v);
+        },
+        { timeoutMs: opts.timeout * 1000, what: `deployment ${d.id}` },
+      );
+    } finally {
+      bar.stop();
+    }
+  }
+  if (opts.json) process.stdout.write(`${JSON.stringify(d, null, 2)}\n`);
+  else {
+    process.stdout.write(`deployment ${d.id}: ${d.model}@${d.version}\n`);
+    process.stdout.write(
+      `${table(
+        d.targets.map((t) => [t.deviceId, t.state, t.error ?? '']),
+        ['device', 'state', 'error'],
+      )}\n`,
+    );
+  }
+  if (opts.wait && d.targets.some((t) => t.state === 'failed')) process.exitCode = 1;
+}
