@@ -1,9 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { decodeModel, encodeModel, evaluate, loadMnistPackage, quantizeDynamic } from '@outpost/toolkit';
 import { startServer } from '@outpost/server';
@@ -13,8 +11,8 @@ import { writeKeyPair } from '../keys/index.ts';
 import { buildManifest, publishArtifact, signRelease } from '../release/index.ts';
 import { deploymentDone } from '../commands/fleet.ts';
 import { fmtBytes, fmtMs, progress, table } from '../output/index.ts';
+import { spawnAgentProcess, stopAgentProcess, type AgentProcess } from '../supervise/index.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/outpost.js', import.meta.url));
 export const DEMO_MODEL = fileURLToPath(new URL('../../assets/mnist_cnn.onnx', import.meta.url));
 
 export interface DemoOptions {
@@ -25,88 +23,11 @@ export interface DemoOptions {
   keepRunning: boolean;
 }
 
-interface AgentProc {
-  child: ChildProcess;
-  deviceId: string;
-  apiUrl: string;
-  apiToken: string;
-  dataDir: string;
-}
-
 const say = (s: string) => process.stdout.write(`${s}\n`);
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-/** Starts one agent as a real child process (`outpost agent`) and waits for its ready line. */
-async function spawnAgent(
-  i: number,
-  serverUrl: string,
-  token: string,
-  pub: string,
-  root: string,
-): Promise<AgentProc> {
-  const dataDir = join(root, `agent-${i}`);
-  mkdirSync(dataDir, { recursive: true });
-  const log = createWriteStream(join(root, `agent-${i}.log`));
-  const child = spawn(
-    process.execPath,
-    [
-      BIN,
-      'agent',
-      '--server',
-      serverUrl,
-      '--data-dir',
-      dataDir,
-      '--trust-key',
-      pub,
-      '--device-id',
-      `demo-${i}`,
-      '--api-port',
-      '0',
-      '--telemetry-interval-ms',
-      '1000',
-    ],
-    { env: { ...process.env, OUTPOST_BOOTSTRAP_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  child.stderr!.pipe(log);
-  return await new Promise<AgentProc>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new OutpostError('UNAVAILABLE', `agent ${i} did not start in 60 s`)),
-      60_000,
-    );
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(
-        new OutpostError(
-          'UNAVAILABLE',
-          `agent ${i} exited with ${code}; see ${join(root, `agent-${i}.log`)}`,
-        ),
-      );
-    });
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      try {
-        const ev = JSON.parse(line) as { event?: string; deviceId: string; apiUrl: string };
-        if (ev.event !== 'ready') return;
-        clearTimeout(timer);
-        const apiToken = readFileSync(join(dataDir, 'api-token'), 'utf8').trim();
-        resolve({ child, deviceId: ev.deviceId, apiUrl: ev.apiUrl, apiToken, dataDir });
-      } catch {
-        /* not our line */
-      }
-    });
-  });
-}
-
-async function stopAgent(a: AgentProc): Promise<void> {
-  if (a.child.exitCode !== null) return;
-  const exited = new Promise((r) => a.child.once('exit', r));
-  a.child.kill('SIGTERM');
-  const t = setTimeout(() => a.child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(t);
 }
 
 /**
@@ -152,7 +73,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     mqttPort: 0,
     trustedKeys: [readFileSync(keys.pubPath, 'utf8')],
   });
-  const agents: AgentProc[] = [];
+  const agents: AgentProcess[] = [];
   try {
     const cp = new ControlPlaneClient(server.httpUrl, server.adminToken);
     const manifest = buildManifest(int8Bytes, {
@@ -171,7 +92,15 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     const { token } = await cp.createBootstrapToken(opts.devices, 3600);
     const startBar = progress('starting agents', opts.devices);
     for (let i = 1; i <= opts.devices; i++) {
-      agents.push(await spawnAgent(i, server.httpUrl, token, keys.pubPath, root));
+      agents.push(
+        await spawnAgentProcess({
+          serverUrl: server.httpUrl,
+          dataDir: join(root, `agent-${i}`),
+          trustKeyPaths: [keys.pubPath],
+          bootstrapToken: token,
+          deviceId: `demo-${i}`,
+        }),
+      );
       startBar.update(i);
     }
     startBar.stop();
@@ -284,7 +213,7 @@ ${agents.map((a) => `  agent ${a.deviceId.padEnd(10)} ${a.apiUrl}/v1/status   (A
       });
     }
   } finally {
-    await Promise.all(agents.map(stopAgent));
+    await Promise.all(agents.map((a) => stopAgentProcess(a)));
     await server.close();
   }
 }
