@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { OutpostError, type DeploymentView } from '@outpost/protocol';
+import { OutpostError, createDeploymentRequest, parseWith, type DeploymentView } from '@outpost/protocol';
 import { ControlPlaneClient, pollUntil } from '../client/index.ts';
 import { readPrivateKey, writeKeyPair } from '../keys/index.ts';
 import { buildManifest, publishArtifact, signRelease } from '../release/index.ts';
@@ -93,8 +93,14 @@ export async function deployCommand(
     json?: boolean;
   },
 ): Promise<void> {
+  // Validate locally first: a typo should not need a round trip (or a reachable server) to be reported.
+  const req = parseWith(
+    createDeploymentRequest,
+    { model: opts.model, version: opts.version, devices: opts.devices },
+    'deployment',
+  );
   const cp = controlPlane(opts);
-  let d = await cp.createDeployment({ model: opts.model, version: opts.version, devices: opts.devices });
+  let d = await cp.createDeployment(req);
   if (opts.wait) {
     const bar = progress(`deploying ${opts.model}@${opts.version}`, d.targets.length);
     try {
