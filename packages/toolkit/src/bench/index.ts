@@ -1,0 +1,3 @@
+/** Latency / throughput / memory benchmarks of ONNX models with onnxruntime-node. */
+export * from './bench.ts';
+export * from './child.ts';
