@@ -94,7 +94,13 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     if (!client || !t || t.channel === 'commands' || t.deviceId !== client.id) return done();
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     ingestDeviceMessage(
-      { store, events, log, isCurrentSession: () => sessions.get(client.id) === client },
+      {
+        store,
+        events,
+        log,
+        // The publisher's own session may already be gone (a will is published while it closes).
+        isCurrentSession: () => (sessions.get(client.id) ?? client) === client,
+      },
       client.id,
       t.channel,
       payload,

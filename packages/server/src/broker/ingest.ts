@@ -23,7 +23,7 @@ export interface IngestContext {
   store: ControlPlaneStore;
   events: BrokerEvents;
   log: Logger;
-  /** False when the publishing connection is no longer the device's live one (its will after a takeover). */
+  /** False when another connection of the same device has taken over (the old one's will arrives late). */
   isCurrentSession: () => boolean;
 }
 

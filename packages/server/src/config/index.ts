@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { OutpostError, formatIssues, keyIdOf } from '@outpost/protocol';
+import { OutpostError, formatIssues } from '@outpost/protocol';
 import { atomicWriteFileSync } from '@outpost/common';
+import { normalizePublicKeyPem } from '../registry/index.ts';
 
 /** Largest artifact the server accepts by default: 512 MiB. */
 export const DEFAULT_ARTIFACT_BODY_LIMIT = 512 * 1024 * 1024;
@@ -46,18 +47,14 @@ export type ServerConfig = Readonly<z.output<typeof serverConfigSchema>>;
 export function parseServerConfig(input: ServerConfigInput): ServerConfig {
   const r = serverConfigSchema.safeParse(input);
   if (!r.success) throw new OutpostError('CONFIG_INVALID', `invalid server config: ${formatIssues(r.error)}`);
-  for (const [i, pem] of r.data.trustedKeys.entries()) {
+  const trustedKeys = r.data.trustedKeys.map((pem, i) => {
     try {
-      keyIdOf(pem);
+      return normalizePublicKeyPem(pem).publicKeyPem;
     } catch (err) {
       throw new OutpostError('CONFIG_INVALID', `trustedKeys[${i}]: ${(err as Error).message}`);
     }
-  }
-  const cfg = {
-    ...r.data,
-    dataDir: resolve(r.data.dataDir),
-    trustedKeys: Object.freeze([...r.data.trustedKeys]),
-  };
+  });
+  const cfg = { ...r.data, dataDir: resolve(r.data.dataDir), trustedKeys: Object.freeze(trustedKeys) };
   return Object.freeze(cfg) as ServerConfig;
 }
 

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
@@ -30,6 +30,22 @@ export function assertVersion(version: string): void {
   if (version.length > 64 || !SEMVER_RE.test(version)) {
     throw new OutpostError('INVALID_NAME', `invalid version ${JSON.stringify(version)}`);
   }
+}
+
+/**
+ * Validates a trusted publisher key and returns it as SPKI PEM with its key id. A private key is refused
+ * (node would happily derive the public half from it): private key material must never be stored here.
+ *
+ * @example
+ * const { keyid, publicKeyPem } = normalizePublicKeyPem(pemFromOperator);
+ */
+export function normalizePublicKeyPem(pem: string): { keyid: string; publicKeyPem: string } {
+  if (/PRIVATE KEY/.test(pem)) {
+    throw new OutpostError('VALIDATION_FAILED', 'expected an Ed25519 public key, got a private key');
+  }
+  const keyid = keyIdOf(pem);
+  const publicKeyPem = createPublicKey(pem).export({ type: 'spki', format: 'pem' }).toString();
+  return { keyid, publicKeyPem };
 }
 
 export function toSummary(m: ModelVersionRecord): ModelVersionSummary {
@@ -89,8 +105,8 @@ export class ModelRegistry {
   }
 
   /** Adds a trusted publisher key (idempotent); VALIDATION_FAILED unless it is an Ed25519 public key. */
-  async addKey(publicKeyPem: string): Promise<{ keyid: string; created: boolean }> {
-    const keyid = keyIdOf(publicKeyPem);
+  async addKey(pem: string): Promise<{ keyid: string; created: boolean }> {
+    const { keyid, publicKeyPem } = normalizePublicKeyPem(pem);
     const created = await this.#store.addSigningKey({
       keyid,
       publicKeyPem,
