@@ -8,3 +8,4 @@ export * from './datasets/index.ts';
 export * from './runtime/index.ts';
 export * from './evaluate/index.ts';
 export * from './bench/index.ts';
+export * from './quantize/index.ts';
