@@ -45,7 +45,12 @@ export interface BenchResult extends LatencyStats {
   loadMs: number;
 }
 
-/** Deterministic PRNG (mulberry32): benchmark inputs must not vary between runs or variants. */
+/**
+ * Deterministic PRNG (mulberry32): benchmark inputs must not vary between runs or variants.
+ *
+ * @example
+ * const rand = mulberry32(42); rand(); // 0.6011...
+ */
 export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {

@@ -8,7 +8,12 @@ import { int64ToNumber, toLong } from './tensor.ts';
  * ONNX_PARSE_FAILED when it is present with another type, so a malformed node never reads as a default.
  */
 
-/** The attribute `name` of `node`, if any. */
+/**
+ * The attribute `name` of `node`, if any.
+ *
+ * @example
+ * const pads = getAttribute(node, 'pads')?.ints;
+ */
 export function getAttribute(node: NodeProto, name: string): AttributeProto | undefined {
   return node.attribute?.find((a) => a.name === name);
 }
@@ -66,7 +71,12 @@ export function attrTensor(node: NodeProto, name: string): TensorProto | undefin
   return typed(node, name, AttributeType.TENSOR)?.t ?? undefined;
 }
 
-/** Every subgraph held by a node's attributes (If branches, Loop/Scan bodies). */
+/**
+ * Every subgraph held by a node's attributes (If branches, Loop/Scan bodies).
+ *
+ * @example
+ * for (const g of subgraphsOf(ifNode)) visit(g);
+ */
 export function subgraphsOf(node: NodeProto): GraphProto[] {
   const out: GraphProto[] = [];
   for (const a of node.attribute ?? []) {
@@ -81,27 +91,52 @@ export function intAttr(name: string, value: number): AttributeProto {
   return { name, type: AttributeType.INT, i: toLong(value) };
 }
 
-/** Builds a FLOAT attribute. */
+/**
+ * Builds a FLOAT attribute.
+ *
+ * @example
+ * gemm.attribute.push(floatAttr('alpha', 0.5));
+ */
 export function floatAttr(name: string, value: number): AttributeProto {
   return { name, type: AttributeType.FLOAT, f: value };
 }
 
-/** Builds a STRING attribute. */
+/**
+ * Builds a STRING attribute.
+ *
+ * @example
+ * conv.attribute.push(stringAttr('auto_pad', 'SAME_UPPER'));
+ */
 export function stringAttr(name: string, value: string): AttributeProto {
   return { name, type: AttributeType.STRING, s: Buffer.from(value, 'utf8') };
 }
 
-/** Builds an INTS attribute. */
+/**
+ * Builds an INTS attribute.
+ *
+ * @example
+ * transpose.attribute.push(intsAttr('perm', [1, 0]));
+ */
 export function intsAttr(name: string, values: number[]): AttributeProto {
   return { name, type: AttributeType.INTS, ints: values.map((v) => toLong(v)) };
 }
 
-/** Builds a FLOATS attribute. */
+/**
+ * Builds a FLOATS attribute.
+ *
+ * @example
+ * resize.attribute.push(floatsAttr('scales', [1, 1, 2, 2]));
+ */
 export function floatsAttr(name: string, values: number[]): AttributeProto {
   return { name, type: AttributeType.FLOATS, floats: values };
 }
 
-/** Builds a TENSOR attribute. */
+/**
+ * Builds a TENSOR attribute.
+ *
+ * @example
+ * constant.attribute.push(tensorAttr('value', makeTensor('v', new Float32Array([1]), [])));
+ */
 export function tensorAttr(name: string, value: TensorProto): AttributeProto {
   return { name, type: AttributeType.TENSOR, t: value };
 }

@@ -23,7 +23,12 @@ function schema(): protobuf.Type {
   return modelType;
 }
 
-/** The protobufjs reflection type of any ONNX message, e.g. `onnxType('TensorProto')`. */
+/**
+ * The protobufjs reflection type of any ONNX message, e.g. `onnxType('TensorProto')`.
+ *
+ * @example
+ * const bytes = onnxType('TensorProto').encode(tensor).finish();
+ */
 export function onnxType(name: string): protobuf.Type {
   return schema().root.lookupType(`onnx.${name}`);
 }
@@ -83,7 +88,12 @@ export async function readModelFile(path: string): Promise<DecodedModel> {
   return decodeModel(await readModelBytes(path));
 }
 
-/** Reads a file's bytes with Outpost's error codes (NOT_FOUND / IO_FAILED). */
+/**
+ * Reads a file's bytes with Outpost's error codes (NOT_FOUND / IO_FAILED).
+ *
+ * @example
+ * const bytes = await readModelBytes('model.onnx');
+ */
 export async function readModelBytes(path: string): Promise<Uint8Array> {
   try {
     return await readFile(path);

@@ -13,7 +13,12 @@ import type { Int64, TensorProto } from './types.ts';
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** int64 (Long or number) → number; throws ONNX_UNSUPPORTED beyond ±2^53 where a number would be inexact. */
+/**
+ * int64 (Long or number) → number; throws ONNX_UNSUPPORTED beyond ±2^53 where a number would be inexact.
+ *
+ * @example
+ * int64ToNumber(weight.dims[0]) // 128
+ */
 export function int64ToNumber(v: Int64 | null | undefined): number {
   if (v === null || v === undefined) return 0;
   if (typeof v === 'number') return v;
@@ -23,14 +28,24 @@ export function int64ToNumber(v: Int64 | null | undefined): number {
   return n;
 }
 
-/** number / bigint → Long (the type protobufjs decodes int64 to), for building messages. */
+/**
+ * number / bigint → Long (the type protobufjs decodes int64 to), for building messages.
+ *
+ * @example
+ * const dims = [1, 28, 28].map((d) => toLong(d));
+ */
 export function toLong(v: number | bigint): Long {
   return typeof v === 'bigint' ? Long.fromString(v.toString()) : Long.fromNumber(v);
 }
 
 const NAMES: Record<number, string> = Object.fromEntries(Object.entries(DataType).map(([k, v]) => [v, k]));
 
-/** ONNX data type code → its name (e.g. 1 → `FLOAT`); unknown codes read `TYPE_<n>`. */
+/**
+ * ONNX data type code → its name (e.g. 1 → `FLOAT`); unknown codes read `TYPE_<n>`.
+ *
+ * @example
+ * dataTypeName(7) // 'INT64'
+ */
 export function dataTypeName(code: number): string {
   return NAMES[code] ?? `TYPE_${code}`;
 }
@@ -51,12 +66,22 @@ const TO_DTYPE: Partial<Record<number, TensorDtype>> = {
   [DataType.STRING]: 'string',
 };
 
-/** ONNX data type code → the protocol's `TensorDtype`, or undefined when the protocol has no equivalent. */
+/**
+ * ONNX data type code → the protocol's `TensorDtype`, or undefined when the protocol has no equivalent.
+ *
+ * @example
+ * dataTypeToDtype(DataType.FLOAT) // 'float32'
+ */
 export function dataTypeToDtype(code: number): TensorDtype | undefined {
   return TO_DTYPE[code];
 }
 
-/** protocol `TensorDtype` → ONNX data type code. */
+/**
+ * protocol `TensorDtype` → ONNX data type code.
+ *
+ * @example
+ * dtypeToDataType('int64') // 7
+ */
 export function dtypeToDataType(dtype: TensorDtype): number {
   for (const [code, d] of Object.entries(TO_DTYPE)) if (d === dtype) return Number(code);
   throw new OutpostError('ONNX_UNSUPPORTED', `no ONNX type for ${dtype}`);
@@ -85,23 +110,43 @@ const ELEMENT_BYTES: Partial<Record<number, number>> = {
   [DataType.FLOAT8E8M0]: 1,
 };
 
-/** Bytes per element of a fixed-size data type (4-bit types report 0.5); undefined for STRING/unknown. */
+/**
+ * Bytes per element of a fixed-size data type (4-bit types report 0.5); undefined for STRING/unknown.
+ *
+ * @example
+ * bytesPerElement(DataType.FLOAT16) // 2
+ */
 export function bytesPerElement(code: number): number | undefined {
   if (code === DataType.INT4 || code === DataType.UINT4 || code === DataType.FLOAT4E2M1) return 0.5;
   return ELEMENT_BYTES[code];
 }
 
-/** The tensor's dims as numbers. */
+/**
+ * The tensor's dims as numbers.
+ *
+ * @example
+ * tensorDims(weight) // [128, 800]
+ */
 export function tensorDims(t: TensorProto): number[] {
   return (t.dims ?? []).map(int64ToNumber);
 }
 
-/** Number of elements (product of dims; 1 for a scalar). */
+/**
+ * Number of elements (product of dims; 1 for a scalar).
+ *
+ * @example
+ * tensorElementCount(weight) // 102400
+ */
 export function tensorElementCount(t: TensorProto): number {
   return tensorDims(t).reduce((a, b) => a * b, 1);
 }
 
-/** Bytes the tensor's payload occupies in the file (raw_data or typed arrays). */
+/**
+ * Bytes the tensor's payload occupies in the file (raw_data or typed arrays).
+ *
+ * @example
+ * const bytes = model.graph.initializer.reduce((a, t) => a + tensorByteSize(t), 0);
+ */
 export function tensorByteSize(t: TensorProto): number {
   if (t.raw_data && t.raw_data.length > 0) return t.raw_data.length;
   const per = bytesPerElement(t.data_type ?? 0);
@@ -210,7 +255,12 @@ function typedSource(t: TensorProto, code: number): number[] | Int64[] {
   }
 }
 
-/** IEEE half-precision bits → number. */
+/**
+ * IEEE half-precision bits → number.
+ *
+ * @example
+ * float16ToNumber(0x3c00) // 1
+ */
 export function float16ToNumber(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
   const e = (h >> 10) & 0x1f;
@@ -242,7 +292,12 @@ export function tensorToFloat32(t: TensorProto): Float32Array {
   return out;
 }
 
-/** Reads an integer tensor (INT64/INT32/...) as plain numbers, e.g. shapes and axes. */
+/**
+ * Reads an integer tensor (INT64/INT32/...) as plain numbers, e.g. shapes and axes.
+ *
+ * @example
+ * const shape = tensorToNumbers(shapeInitializer); // [1, -1]
+ */
 export function tensorToNumbers(t: TensorProto): number[] {
   return Array.from(readTensor(t) as ArrayLike<number | bigint>, (v) => Number(v));
 }

@@ -17,7 +17,12 @@ export interface QuantRange {
   qmax: number;
 }
 
-/** numpy-style round half to even. */
+/**
+ * numpy-style round half to even.
+ *
+ * @example
+ * roundHalfEven(2.5) // 2
+ */
 export function roundHalfEven(x: number): number {
   const r = Math.round(x);
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
@@ -26,6 +31,9 @@ export function roundHalfEven(x: number): number {
 /**
  * Integer range of a weight type. `reduceRange` uses 7 bits, which keeps u8×s8 dot products from
  * saturating 16-bit accumulators on CPUs without VNNI (what ORT's `reduce_range` is for).
+ *
+ * @example
+ * quantRange('int8', true) // { qmin: -127, qmax: 127 }
  */
 export function quantRange(type: WeightType, symmetric: boolean, reduceRange = false): QuantRange {
   if (type === 'uint8') return reduceRange ? { qmin: 0, qmax: 127 } : { qmin: 0, qmax: 255 };
@@ -63,7 +71,12 @@ export function computeQuantParams(
   return { scale, zeroPoint };
 }
 
-/** Quantizes `values[i]` with `params` into `out[i]`, clamped to the range. */
+/**
+ * Quantizes `values[i]` with `params` into `out[i]`, clamped to the range.
+ *
+ * @example
+ * quantizeInto(values, indices, { scale: 0.1, zeroPoint: 0 }, quantRange('int8', true), out);
+ */
 export function quantizeInto(
   values: ArrayLike<number>,
   indices: ArrayLike<number>,
@@ -144,7 +157,12 @@ function channelIndices(dims: number[], axis: number | undefined): Int32Array[] 
   return groups;
 }
 
-/** Transposes a row-major [rows, cols] matrix. */
+/**
+ * Transposes a row-major [rows, cols] matrix.
+ *
+ * @example
+ * transpose2d(new Float32Array([1, 2, 3, 4, 5, 6]), 2, 3) // [1, 4, 2, 5, 3, 6]
+ */
 export function transpose2d(values: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(values.length);
   for (let r = 0; r < rows; r++)
@@ -152,7 +170,12 @@ export function transpose2d(values: Float32Array, rows: number, cols: number): F
   return out;
 }
 
-/** Reconstructs float values from a quantized weight (for tests and error measurement). */
+/**
+ * Reconstructs float values from a quantized weight (for tests and error measurement).
+ *
+ * @example
+ * const approx = dequantizeWeight(quantizeWeight(w, dims, opts), dims);
+ */
 export function dequantizeWeight(q: QuantizedWeight, dims: number[], axis?: number): Float32Array {
   const out = new Float32Array(q.data.length);
   const groups = channelIndices(dims, axis);

@@ -24,7 +24,12 @@ export interface SessionOptions {
   threads?: number;
 }
 
-/** Reads a model path (or takes bytes) and returns its bytes; errors are NOT_FOUND / IO_FAILED. */
+/**
+ * Reads a model path (or takes bytes) and returns its bytes; errors are NOT_FOUND / IO_FAILED.
+ *
+ * @example
+ * const bytes = await modelBytesOf(pathOrBytes);
+ */
 export async function modelBytesOf(model: string | Uint8Array): Promise<Uint8Array> {
   return typeof model === 'string' ? readModelBytes(model) : model;
 }
@@ -89,7 +94,12 @@ export async function runSession(
   }
 }
 
-/** Picks the input to feed: `name` when given, else the single real input of the graph. */
+/**
+ * Picks the input to feed: `name` when given, else the single real input of the graph.
+ *
+ * @example
+ * const input = pickInput(loaded.inputs, opts.inputName);
+ */
 export function pickInput(inputs: TensorSpec[], name?: string): TensorSpec {
   if (name !== undefined) {
     const found = inputs.find((i) => i.name === name);
