@@ -5,6 +5,7 @@ import { rm } from 'node:fs/promises';
 import { deployCommand, deploymentView, deviceView, modelVersionSummary, topics } from '@outpost/protocol';
 import {
   basicAuth,
+  callApi,
   collect,
   connectDevice,
   endClient,
@@ -89,5 +90,36 @@ test('a port that is already taken fails start-up cleanly', async () => {
   } finally {
     await first.dispose();
     await rm(first.dataDir + '-2', { recursive: true, force: true });
+  }
+});
+
+test('the MQTT URL handed out at enrolment: wildcard bind uses the host the device used; publicMqttUrl wins', async () => {
+  const wild = await startTestServer({ host: '0.0.0.0' });
+  try {
+    const port = new URL(wild.server.mqttUrl).port;
+    const dev = await enrol(wild);
+    assert.equal(dev.mqttUrl, `mqtt://127.0.0.1:${port}`);
+    const viaLocalhost = await callApi(
+      { ...wild.server, httpUrl: wild.server.httpUrl.replace('127.0.0.1', 'localhost') },
+      'POST',
+      '/api/v1/bootstrap-tokens',
+      { body: {} },
+    );
+    const { token } = viaLocalhost.json as { token: string };
+    const res = await callApi(
+      { ...wild.server, httpUrl: wild.server.httpUrl.replace('127.0.0.1', 'localhost') },
+      'POST',
+      '/api/v1/enrol',
+      { auth: 'none', body: { bootstrapToken: token } },
+    );
+    assert.equal((res.json as { mqttUrl: string }).mqttUrl, `mqtt://localhost:${port}`);
+  } finally {
+    await wild.dispose();
+  }
+  const pub = await startTestServer({ publicMqttUrl: 'mqtts://broker.example.com:8883' });
+  try {
+    assert.equal((await enrol(pub)).mqttUrl, 'mqtts://broker.example.com:8883');
+  } finally {
+    await pub.dispose();
   }
 });

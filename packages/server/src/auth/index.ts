@@ -8,12 +8,22 @@ import type { ControlPlaneStore } from '../store/index.ts';
  * stored. Comparisons go through {@link safeEqual} so response timing does not leak matching prefixes.
  */
 
-/** A fresh 256-bit secret, base64url (43 chars). */
+/**
+ * A fresh 256-bit secret, base64url (43 chars).
+ *
+ * @example
+ * const deviceSecret = newSecret(); // store hashSecret(deviceSecret), hand out deviceSecret once
+ */
 export function newSecret(): string {
   return randomBytes(32).toString('base64url');
 }
 
-/** SHA-256 hex of a secret, as stored. */
+/**
+ * SHA-256 hex of a secret, as stored.
+ *
+ * @example
+ * await store.createBootstrapToken({ tokenHash: hashSecret(token), uses: 1, expiresAt, createdAt });
+ */
 export function hashSecret(secret: string): string {
   return createHash('sha256').update(secret, 'utf8').digest('hex');
 }
@@ -36,7 +46,12 @@ export type Credentials =
   | { kind: 'basic'; username: string; password: string }
   | { kind: 'none' };
 
-/** Splits an `Authorization` header; anything unparseable is `none` (and so unauthenticated). */
+/**
+ * Splits an `Authorization` header; anything unparseable is `none` (and so unauthenticated).
+ *
+ * @example
+ * parseAuthorization('Basic ZGV2LTE6czNjcmV0'); // { kind: 'basic', username: 'dev-1', password: 's3cret' }
+ */
 export function parseAuthorization(header: string | undefined): Credentials {
   if (!header) return { kind: 'none' };
   const m = /^(\w+)\s+(\S+)\s*$/.exec(header);
@@ -78,6 +93,9 @@ export async function verifyDeviceSecret(
  * Resolves the caller of an HTTP request. Admin: `Bearer <adminToken>`. Device: `Basic base64(id:secret)`,
  * or `Bearer <deviceSecret>` (the secret alone identifies the device, as its hash is unique).
  * Returns null when the credentials are missing or wrong.
+ *
+ * @example
+ * const who = await authenticate(store, adminToken, req.headers.authorization);
  */
 export async function authenticate(
   store: ControlPlaneStore,
@@ -100,7 +118,12 @@ export async function authenticate(
   return null;
 }
 
-/** Throws UNAUTHENTICATED / FORBIDDEN unless `p` is one of the allowed kinds. */
+/**
+ * Throws UNAUTHENTICATED / FORBIDDEN unless `p` is one of the allowed kinds.
+ *
+ * @example
+ * requirePrincipal(who, ['admin', 'device']);
+ */
 export function requirePrincipal(p: Principal | null, allowed: readonly Principal['kind'][]): Principal {
   if (!p) throw new OutpostError('UNAUTHENTICATED', 'missing or invalid credentials');
   if (!allowed.includes(p.kind)) throw new OutpostError('FORBIDDEN', `${p.kind} credentials cannot do this`);

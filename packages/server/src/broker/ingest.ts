@@ -40,6 +40,9 @@ function assertSameDevice(topicDevice: string, payloadDevice: string): void {
  * Handles one message a device published on its own topic. Every payload is parsed with the protocol schema
  * first; a malformed or mis-addressed one is logged with its reason and dropped, never thrown, so one bad
  * device cannot disturb the broker.
+ *
+ * @example
+ * await ingestDeviceMessage(ctx, 'dev-1', 'telemetry', packet.payload);
  */
 export async function ingestDeviceMessage(
   ctx: IngestContext,

@@ -14,6 +14,9 @@ const port = z.number().int().min(0).max(65_535);
 /**
  * The control plane's configuration. Validated once at start-up, then frozen, so no component can see a
  * half-valid or later-mutated config.
+ *
+ * @example
+ * serverConfigSchema.parse({ dataDir: '/var/lib/outpost', httpPort: 0 });
  */
 export const serverConfigSchema = z.object({
   /** Directory holding the SQLite database, artifacts and the generated admin token. Created when missing. */

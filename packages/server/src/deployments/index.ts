@@ -15,7 +15,12 @@ import type { ControlPlaneStore, DeploymentRecord, PendingCommand } from '../sto
 /** Sends a payload to a topic with QoS 1 (the broker's publish). */
 export type CommandPublisher = (topic: string, payload: string) => Promise<void>;
 
-/** The deploy command of a target, identical on every (re)send so the agent can dedupe by commandId. */
+/**
+ * The deploy command of a target, identical on every (re)send so the agent can dedupe by commandId.
+ *
+ * @example
+ * const payload = JSON.stringify(buildDeployCommand(pending)); // to topics.commands(pending.deviceId)
+ */
 export function buildDeployCommand(p: PendingCommand): DeployCommand {
   const cmd: DeployCommand = {
     kind: 'deploy',
@@ -30,6 +35,12 @@ export function buildDeployCommand(p: PendingCommand): DeployCommand {
   return cmd;
 }
 
+/**
+ * The API view of a stored deployment.
+ *
+ * @example
+ * return toDeploymentView(await store.getDeployment(id));
+ */
 export function toDeploymentView(d: DeploymentRecord): DeploymentView {
   return {
     id: d.id,

@@ -20,12 +20,22 @@ import {
 import { commitFile, tempPathFor, type Logger } from '@outpost/common';
 import type { ControlPlaneStore, ModelVersionRecord, SigningKeyRecord } from '../store/index.ts';
 
-/** Throws INVALID_NAME unless `name` is a protocol safe name (no `/`, `..`, `%`, ...). */
+/**
+ * Throws INVALID_NAME unless `name` is a protocol safe name (no `/`, `..`, `%`, ...).
+ *
+ * @example
+ * assertSafeName('../../x', 'model name'); // throws INVALID_NAME
+ */
 export function assertSafeName(name: string, what: string): void {
   if (!isSafeName(name)) throw new OutpostError('INVALID_NAME', `invalid ${what} ${JSON.stringify(name)}`);
 }
 
-/** Throws INVALID_NAME unless `version` is a semantic version (its alphabet is path-safe too). */
+/**
+ * Throws INVALID_NAME unless `version` is a semantic version (its alphabet is path-safe too).
+ *
+ * @example
+ * assertVersion('1.2.3-rc.1'); // ok
+ */
 export function assertVersion(version: string): void {
   if (version.length > 64 || !SEMVER_RE.test(version)) {
     throw new OutpostError('INVALID_NAME', `invalid version ${JSON.stringify(version)}`);
@@ -48,6 +58,12 @@ export function normalizePublicKeyPem(pem: string): { keyid: string; publicKeyPe
   return { keyid, publicKeyPem };
 }
 
+/**
+ * The API summary of a stored model version.
+ *
+ * @example
+ * reply.send(toSummary(record));
+ */
 export function toSummary(m: ModelVersionRecord): ModelVersionSummary {
   return {
     name: m.name,

@@ -21,6 +21,7 @@ import {
   makeRelease,
   publishReady,
   startTestServer,
+  waitFor,
   type TestServer,
 } from '../testkit/index.ts';
 
@@ -351,6 +352,33 @@ describe('REST API', () => {
       assert.equal(chunked.status, 422);
       assert.equal(errCode(await chunked.json()), 'SIZE_MISMATCH');
       assert.deepEqual(leftovers('sizey'), []);
+    });
+
+    test('an upload cut off mid-way leaves no temp file behind', async () => {
+      const bytes = randomBytes(256 * 1024);
+      const release = makeRelease(t.keys, bytes, { name: 'aborted', version: '1.0.0' });
+      assert.equal((await t.api('POST', '/api/v1/models', { body: { release } })).status, 201);
+      const url = new URL(t.server.httpUrl);
+      const req = request({
+        host: url.hostname,
+        port: url.port,
+        method: 'PUT',
+        path: '/api/v1/models/aborted/versions/1.0.0/artifact',
+        headers: {
+          authorization: `Bearer ${t.server.adminToken}`,
+          'content-type': 'application/octet-stream',
+          'content-length': bytes.length,
+        },
+      });
+      req.on('error', () => undefined);
+      req.write(bytes.subarray(0, 100 * 1024));
+      // The partial upload is being written to a temp file beside its final place...
+      await waitFor(() => leftovers('aborted').some((f) => f.endsWith('.tmp')), 5000, 'temp file');
+      req.destroy();
+      // ...and the temp file goes away when the client disappears.
+      await waitFor(() => leftovers('aborted').length === 0, 5000, 'temp file removed');
+      const s = modelVersionSummary.parse((await t.api('GET', '/api/v1/models/aborted/versions/1.0.0')).json);
+      assert.equal(s.state, 'awaiting-artifact');
     });
 
     test('the right bytes make the version ready; wrong content type and unknown versions are refused', async () => {

@@ -1,7 +1,12 @@
 import type { DeviceView } from '@outpost/protocol';
 import type { DeviceRecord } from '../store/index.ts';
 
-/** The API view of a device: everything but the secret hash. */
+/**
+ * The API view of a device: everything but the secret hash.
+ *
+ * @example
+ * (await store.listDevices()).map(toDeviceView);
+ */
 export function toDeviceView(d: DeviceRecord): DeviceView {
   return {
     id: d.id,

@@ -68,7 +68,12 @@ export const MIGRATIONS: readonly string[] = [
   `,
 ];
 
-/** Brings `db` up to the newest schema; each migration runs in its own transaction with its version bump. */
+/**
+ * Brings `db` up to the newest schema; each migration runs in its own transaction with its version bump.
+ *
+ * @example
+ * migrate(new BetterSqlite3('outpost.db')); // returns the schema version now in effect
+ */
 export function migrate(db: Database): number {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > MIGRATIONS.length) {

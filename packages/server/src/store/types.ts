@@ -88,6 +88,10 @@ export type AckOutcome = 'applied' | 'ignored' | 'unknown';
 /**
  * Persistence of the control plane. Every method is async so that a networked implementation (PostgreSQL)
  * can replace {@link SqliteStore} without touching callers; implementations must make each method atomic.
+ *
+ * @example
+ * const store: ControlPlaneStore = SqliteStore.open('/var/lib/outpost/outpost.db');
+ * if ((await store.enrolDevice(tokenHash, device, now)) !== 'ok') throw ...;
  */
 export interface ControlPlaneStore {
   createBootstrapToken(t: {
