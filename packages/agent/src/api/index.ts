@@ -52,6 +52,13 @@ export async function startApi(opts: ApiOptions): Promise<RunningApi> {
   return { url: `http://${host}:${addr.port}`, close: () => app.close() };
 }
 
+/**
+ * The fastify instance behind {@link startApi}, not yet listening (for `inject()`-style use).
+ *
+ * @example
+ * const app = buildApi(opts);
+ * await app.listen({ port: 0 });
+ */
 export function buildApi(opts: ApiOptions): FastifyInstance {
   const { live, telemetry, log } = opts;
   const app = Fastify({ logger: false, bodyLimit: opts.bodyLimit });

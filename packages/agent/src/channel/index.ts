@@ -37,6 +37,8 @@ export class DeviceChannel {
   private readonly opts: ChannelOptions;
   private client: MqttClient | null = null;
   private closing = false;
+  /** The last error logged, so a broker refusing every retry does not flood the log. */
+  private lastError = '';
 
   constructor(opts: ChannelOptions) {
     this.opts = opts;
@@ -85,6 +87,7 @@ export class DeviceChannel {
     };
 
     client.on('connect', (connack) => {
+      this.lastError = '';
       log.info(
         { sessionPresent: connack.sessionPresent, protocolVersion: client.options.protocolVersion },
         'connected',
@@ -116,7 +119,9 @@ export class DeviceChannel {
         delete client.options.properties;
         return;
       }
-      log.error({ err: err.message, code: err.code }, 'mqtt error');
+      const level = err.message === this.lastError ? 'debug' : 'error';
+      this.lastError = err.message;
+      log[level]({ err: err.message, code: err.code }, 'mqtt error');
     });
   }
 

@@ -10,10 +10,11 @@ const GIB = 1024 * 1024 * 1024;
 
 const httpUrl = z
   .url()
-  .refine((s) => {
-    const p = new URL(s).protocol;
-    return p === 'http:' || p === 'https:';
-  }, 'must be an http:// or https:// URL')
+  // Guarded: zod runs refinements even after z.url() failed, and `new URL` throws on garbage.
+  .refine(
+    (s) => URL.canParse(s) && ['http:', 'https:'].includes(new URL(s).protocol),
+    'must be an http:// or https:// URL',
+  )
   // A trailing slash would double up when joined with `/api/v1/...` paths.
   .transform((s) => s.replace(/\/+$/, ''));
 
@@ -26,6 +27,12 @@ const ed25519PublicKeyPem = z.string().refine((pem) => {
   }
 }, 'must be an Ed25519 public key in PEM (SPKI) form');
 
+/**
+ * The configuration schema (zod). Prefer {@link loadConfig}, which also freezes the result.
+ *
+ * @example
+ * agentConfigSchema.shape.apiPort.parse(undefined); // 8081
+ */
 export const agentConfigSchema = z.object({
   /** Control-plane base URL, e.g. `https://outpost.example.com`. */
   serverUrl: httpUrl,

@@ -43,7 +43,12 @@ export interface EnrolOptions {
   timeoutMs?: number;
 }
 
-/** Reads `dataDir/identity.json`; null when the device has not enrolled yet. A corrupt file is CONFIG_INVALID. */
+/**
+ * Reads `dataDir/identity.json`; null when the device has not enrolled yet. A corrupt file is CONFIG_INVALID.
+ *
+ * @example
+ * readIdentity('/var/lib/outpost')?.deviceId; // 'dev-1', or undefined before enrolment
+ */
 export function readIdentity(dataDir: string): DeviceIdentity | null {
   const path = join(dataDir, IDENTITY_FILE);
   if (!existsSync(path)) return null;
@@ -112,7 +117,13 @@ export async function loadOrEnrol(opts: EnrolOptions): Promise<DeviceIdentity> {
   return identity;
 }
 
-/** Turns a control-plane error answer into an OutpostError with the server's code when it sent one. */
+/**
+ * Turns a control-plane error answer into an OutpostError with the server's code when it sent one.
+ *
+ * @example
+ * serverError(401, '{"code":"ENROLMENT_TOKEN_INVALID","message":"expired","retryable":false}', 'enrolment').code;
+ * // 'ENROLMENT_TOKEN_INVALID'
+ */
 export function serverError(status: number, text: string, what: string): OutpostError {
   let parsed: unknown;
   try {
@@ -131,6 +142,9 @@ export function serverError(status: number, text: string, what: string): Outpost
 /**
  * The local API's bearer token: the configured one, else the one generated on first start and kept in
  * `dataDir/api-token` (mode 0600), so local clients keep working across restarts.
+ *
+ * @example
+ * const token = loadOrCreateApiToken('/var/lib/outpost'); // same value on every start
  */
 export function loadOrCreateApiToken(dataDir: string, configured?: string): string {
   if (configured) return configured;

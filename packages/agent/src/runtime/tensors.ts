@@ -57,7 +57,12 @@ function mismatch(message: string): OutpostError {
 
 const fmtShape = (s: readonly (number | string)[]) => `[${s.join(',')}]`;
 
-/** Checks one request tensor against the session's metadata; returns the element count. */
+/**
+ * Checks one request tensor against the session's metadata; returns the element count.
+ *
+ * @example
+ * checkTensor('input', { dtype: 'float32', shape: [1, 2], data: [0, 1] }, { name: 'input', dtype: 'float32', shape: ['batch', 2] }); // 2
+ */
 export function checkTensor(name: string, t: InferenceTensor, meta: TensorMeta): number {
   if (meta.dtype !== null && t.dtype !== meta.dtype) {
     throw mismatch(`input '${name}': dtype ${t.dtype}, the model expects ${meta.dtype}`);
@@ -124,7 +129,12 @@ function base64Length(b64: string): number {
   return (b64.length / 4) * 3 - pad;
 }
 
-/** Builds an onnxruntime tensor from an already checked request tensor. */
+/**
+ * Builds an onnxruntime tensor from an already checked request tensor.
+ *
+ * @example
+ * toOrtTensor({ dtype: 'int64', shape: [2], data: [1, 2] }).data; // BigInt64Array [1n, 2n]
+ */
 export function toOrtTensor(t: InferenceTensor): ort.Tensor {
   const dims = t.shape;
   if (t.dataB64 !== undefined) {
@@ -202,7 +212,12 @@ function makeTensor(dtype: TensorDtype, ab: ArrayBuffer, dims: number[]): ort.Te
   }
 }
 
-/** Converts a session output to JSON-friendly values (64-bit ints as numbers, float16 decoded, bool as 0/1). */
+/**
+ * Converts a session output to JSON-friendly values (64-bit ints as numbers, float16 decoded, bool as 0/1).
+ *
+ * @example
+ * fromOrtTensor(new ort.Tensor('float32', new Float32Array([1, 2]), [2])); // { dtype: 'float32', shape: [2], data: [1, 2] }
+ */
 export function fromOrtTensor(t: ort.Tensor): OutputTensor {
   const raw = t.data as ArrayLike<number | bigint | string>;
   let data: (number | string)[];
@@ -215,7 +230,12 @@ export function fromOrtTensor(t: ort.Tensor): OutputTensor {
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
-/** IEEE-754 binary32 → binary16 bits, round to nearest even. */
+/**
+ * IEEE-754 binary32 → binary16 bits, round to nearest even.
+ *
+ * @example
+ * floatToHalf(1); // 0x3c00
+ */
 export function floatToHalf(value: number): number {
   f32[0] = value;
   const x = u32[0] ?? 0;
@@ -242,7 +262,12 @@ export function floatToHalf(value: number): number {
   return sign | (e >= 0x1f ? 0x7c00 : half);
 }
 
-/** IEEE-754 binary16 bits → number. */
+/**
+ * IEEE-754 binary16 bits → number.
+ *
+ * @example
+ * halfToFloat(0x3c00); // 1
+ */
 export function halfToFloat(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exp = (h >>> 10) & 0x1f;

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { atomicWriteFile, commitFile, type Logger } from '@outpost/common';
@@ -207,7 +207,12 @@ export class ModelStore {
   }
 }
 
-/** Streams a file through SHA-256. */
+/**
+ * Streams a file through SHA-256 (constant memory, whatever the model size).
+ *
+ * @example
+ * const { sha256, size } = await hashFile('/var/lib/outpost/models/mnist/1.0.0.onnx');
+ */
 export async function hashFile(path: string): Promise<{ sha256: string; size: number }> {
   const hash = createHash('sha256');
   let size = 0;
@@ -216,12 +221,4 @@ export async function hashFile(path: string): Promise<{ sha256: string; size: nu
     size += (chunk as Buffer).length;
   }
   return { sha256: hash.digest('hex'), size };
-}
-
-/** Size of a file, or -1 when it does not exist. */
-export async function fileSize(path: string): Promise<number> {
-  return stat(path).then(
-    (s) => s.size,
-    () => -1,
-  );
 }

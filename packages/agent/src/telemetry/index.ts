@@ -99,6 +99,10 @@ export interface TelemetryPublisherOptions {
  * Every `intervalMs`, turns the collector's window into a telemetryReport when there was traffic (or the
  * heartbeat is due) and the channel is up. The sequence number is persisted, so it keeps increasing across
  * restarts and the server can drop duplicates by (deviceId, seq).
+ *
+ * @example
+ * const pub = new TelemetryPublisher({ deviceId, intervalMs: 10_000, collector, nextSeq, isConnected, publish, log });
+ * pub.start();
  */
 export class TelemetryPublisher {
   private readonly opts: TelemetryPublisherOptions;

@@ -49,7 +49,12 @@ export class LatencyWindow {
   }
 }
 
-/** Nearest-rank percentile of an ascending array (q in (0, 1]). */
+/**
+ * Nearest-rank percentile of an ascending array (q in (0, 1]).
+ *
+ * @example
+ * percentile([1, 2, 3, 4], 0.5); // 2
+ */
 export function percentile(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return 0;
   const rank = Math.max(1, Math.ceil(q * sorted.length));
