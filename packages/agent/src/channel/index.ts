@@ -114,7 +114,7 @@ export class DeviceChannel {
         typeof err.code === 'number' &&
         PROTOCOL_REFUSED.has(err.code)
       ) {
-        log.warn('the broker refused MQTT 5; using MQTT 3.1.1');
+        log.info('the broker refused MQTT 5; using MQTT 3.1.1');
         client.options.protocolVersion = 4;
         delete client.options.properties;
         return;
