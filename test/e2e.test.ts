@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { startServer } from '@outpost/server';
 import { decodeModel, encodeModel, quantizeDynamic } from '@outpost/toolkit';
-import { OutpostError, generateSigningKeyPair, topics } from '@outpost/protocol';
+import type { OutpostError } from '@outpost/protocol';
+import { generateSigningKeyPair, topics } from '@outpost/protocol';
 import {
   AgentClient,
   ControlPlaneClient,

@@ -41,7 +41,7 @@ class JsonHttpClient {
     raw?: { contentType: string; data: Uint8Array },
   ): Promise<z.infer<S>> {
     const headers: Record<string, string> = { authorization: this.authorization };
-    let payload: BodyInit | undefined;
+    let payload: string | Uint8Array | undefined;
     if (raw) {
       headers['content-type'] = raw.contentType;
       payload = raw.data;

@@ -43,7 +43,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   const fp32Bytes = new Uint8Array(readFileSync(opts.model));
   const { model: q, report } = quantizeDynamic(decodeModel(fp32Bytes), { weightType: 'uint8' });
   const int8Bytes = encodeModel(q);
-  const data = loadMnistPackage(opts.samples);
+  const data = await loadMnistPackage(opts.samples);
   const evalBar = progress('evaluating fp32 + int8', data.n * 2);
   const fp32 = await evaluate(fp32Bytes, data, { onProgress: (d: number) => evalBar.update(d) });
   const int8 = await evaluate(int8Bytes, data, { onProgress: (d: number) => evalBar.update(data.n + d) });

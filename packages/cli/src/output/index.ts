@@ -1,5 +1,6 @@
 import cliProgress from 'cli-progress';
-import { ERROR_REGISTRY, OutpostError, toOutpostError } from '@outpost/protocol';
+import type { OutpostError } from '@outpost/protocol';
+import { ERROR_REGISTRY, toOutpostError } from '@outpost/protocol';
 
 /**
  * Terminal output helpers: aligned tables, progress bars that degrade to nothing when stdout is not a TTY
