@@ -204,10 +204,16 @@ describe('optimize → sign → deploy → run → observe', () => {
     );
     const m = reports.flatMap((r) => r.models).find((x) => x.requests > 0)!;
     assert.ok(m.latencyMs.p50 > 0 && m.latencyMs.p99 >= m.latencyMs.p50);
-    const dev = await cp.getDevice('e2e-1');
+    // Status is retained and re-published on every (re)connect, so it converges even after the session takeover above.
+    const dev = await pollUntil(
+      () => cp.getDevice('e2e-1'),
+      (d) => d.online && d.status?.models.length === 1,
+      { timeoutMs: 10_000, what: 'status of e2e-1' },
+    ).catch(async () => cp.getDevice('e2e-1'));
     assert.deepEqual(
       dev.status?.models.map((x) => `${x.name}@${x.version}`),
       ['mnist@1.1.0'],
+      JSON.stringify(dev),
     );
   });
 

@@ -20,6 +20,8 @@ const program = new Command()
   .name('outpost')
   .description('Take a trained model to a fleet of edge devices and keep it healthy there.')
   .version('0.1.0')
+  // Program options only before the verb, so `publish --version 1.0.0` is the model's version, not ours.
+  .enablePositionalOptions()
   .showHelpAfterError();
 
 let jsonOutput = false;

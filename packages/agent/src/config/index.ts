@@ -64,8 +64,12 @@ export const agentConfigSchema = z.object({
     .int()
     .min(100)
     .default(10 * 60_000),
-  /** MQTT protocol level to try first; the agent falls back to 3.1.1 when a broker refuses 5. */
-  mqttProtocolVersion: z.union([z.literal(5), z.literal(4)]).default(5),
+  /**
+   * MQTT protocol level to try first; with 5 the agent falls back to 3.1.1 when a broker refuses it. The default is
+   * 4 (3.1.1) because the control plane's embedded broker (aedes) speaks 3.1.1 only, and trying 5 first would cost a
+   * reconnect delay on every start; set 5 for an external MQTT 5 broker (Mosquitto 2, EMQX).
+   */
+  mqttProtocolVersion: z.union([z.literal(5), z.literal(4)]).default(4),
   mqttReconnectMs: z.number().int().min(10).max(600_000).default(1000),
   /** Largest local-API request body (inference inputs). */
   apiBodyLimitBytes: z

@@ -67,6 +67,8 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
 
   // 2. Control plane + signing key.
   const keys = writeKeyPair(join(root, 'keys'), 'publisher');
+  // The report owns stdout; the control plane's log goes to a file beside the agents' logs.
+  process.env.OUTPOST_LOG_FILE ??= join(root, 'server.log');
   const server = await startServer({
     dataDir: join(root, 'server'),
     httpPort: 0,
@@ -204,7 +206,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   control plane     ${server.httpUrl}/api/v1/devices   (Authorization: Bearer $(cat ${join(server.dataDir, 'admin-token')}))
   MQTT broker       ${server.mqttUrl}
 ${agents.map((a) => `  agent ${a.deviceId.padEnd(10)} ${a.apiUrl}/v1/status   (Authorization: Bearer $(cat ${join(a.dataDir, 'api-token')}))`).join('\n')}
-  logs              ${root}/agent-*.log`);
+  logs              ${root}/server.log, ${root}/agent-*.log`);
     if (opts.keepRunning) {
       say('\nRunning; press Ctrl-C to stop.');
       await new Promise<void>((resolve) => {

@@ -44,7 +44,8 @@ export async function spawnAgentProcess(o: SpawnAgentOptions): Promise<AgentProc
   for (const k of o.trustKeyPaths) args.push('--trust-key', k);
   if (o.deviceId) args.push('--device-id', o.deviceId);
   args.push('--telemetry-interval-ms', String(o.telemetryIntervalMs ?? 1000));
-  const env = { ...process.env };
+  // The agent's stdout carries the ready line; its log goes to the log file.
+  const env: NodeJS.ProcessEnv = { ...process.env, OUTPOST_LOG_FILE: logPath };
   if (o.bootstrapToken) env.OUTPOST_BOOTSTRAP_TOKEN = o.bootstrapToken;
   else delete env.OUTPOST_BOOTSTRAP_TOKEN;
   const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
