@@ -2,3 +2,4 @@
 export * from './fs/index.ts';
 export * from './log/index.ts';
 export * from './http/index.ts';
+export * from './stats/index.ts';

@@ -1,4 +1,7 @@
+import { percentile } from '@outpost/common';
 import type { LatencySummary } from '@outpost/protocol';
+
+export { percentile };
 
 /** Samples kept per window for percentiles; beyond this, reservoir sampling keeps a uniform subset. */
 export const RESERVOIR_SIZE = 4096;
@@ -47,16 +50,4 @@ export class LatencyWindow {
       max: this.max,
     };
   }
-}
-
-/**
- * Nearest-rank percentile of an ascending array (q in (0, 1]).
- *
- * @example
- * percentile([1, 2, 3, 4], 0.5); // 2
- */
-export function percentile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return 0;
-  const rank = Math.max(1, Math.ceil(q * sorted.length));
-  return sorted[Math.min(rank, sorted.length) - 1] ?? 0;
 }

@@ -1,3 +1,4 @@
+import { percentile } from '@outpost/common';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -24,11 +25,6 @@ export interface DemoOptions {
 }
 
 const say = (s: string) => process.stdout.write(`${s}\n`);
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
 
 /**
  * `outpost demo`: the whole life of a model on one machine — quantize, sign, publish, enrol real agent
@@ -168,10 +164,10 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       rows.push([
         a.deviceId,
         `${((correct / data.n) * 100).toFixed(2)} %`,
-        fmtMs(percentile(inferMs, 50)),
-        fmtMs(percentile(inferMs, 99)),
-        fmtMs(percentile(rtt, 50)),
-        fmtMs(percentile(rtt, 99)),
+        fmtMs(percentile(inferMs, 0.5)),
+        fmtMs(percentile(inferMs, 0.99)),
+        fmtMs(percentile(rtt, 0.5)),
+        fmtMs(percentile(rtt, 0.99)),
       ]);
     }
     infBar.stop();

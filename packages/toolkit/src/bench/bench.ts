@@ -1,3 +1,4 @@
+import { percentile } from '@outpost/common';
 import type { TensorSpec } from '@outpost/protocol';
 import { OutpostError } from '@outpost/protocol';
 import { loadModel, ort, runSession } from '../runtime/index.ts';
@@ -142,13 +143,6 @@ function constantTensor(spec: TensorSpec, dims: number[], count: number, v: numb
   }
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  // Nearest-rank: the smallest value with at least p% of the samples at or below it.
-  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
-  return sorted[rank - 1] ?? NaN;
-}
-
 /**
  * Latency percentiles (nearest rank), mean and throughput from per-run latencies.
  *
@@ -159,9 +153,9 @@ export function summarizeLatencies(ms: number[], batch = 1): LatencyStats {
   const sorted = [...ms].sort((a, b) => a - b);
   const meanMs = ms.reduce((a, b) => a + b, 0) / Math.max(1, ms.length);
   return {
-    p50Ms: percentile(sorted, 50),
-    p95Ms: percentile(sorted, 95),
-    p99Ms: percentile(sorted, 99),
+    p50Ms: percentile(sorted, 0.5),
+    p95Ms: percentile(sorted, 0.95),
+    p99Ms: percentile(sorted, 0.99),
     meanMs,
     minMs: sorted[0] ?? NaN,
     maxMs: sorted[sorted.length - 1] ?? NaN,
