@@ -90,6 +90,10 @@ const ACTIVATIONS = [
   'gelu_new',
 ] as const;
 
+/** tfjs registers `logSoftmax` as an activation, but its TypeScript union leaves it out. */
+type TfActivation = Parameters<typeof tf.layers.activation>[0]['activation'];
+const act = (a: (typeof ACTIVATIONS)[number]) => a as TfActivation;
+
 type LayerSpec =
   | { t: 'dense'; units: number; activation: (typeof ACTIVATIONS)[number]; useBias: boolean }
   | { t: 'dropout'; rate: number }
@@ -149,7 +153,7 @@ function makeLayer(s: Exclude<LayerSpec, { t: 'denseBn' }>, seed: number): tf.la
     case 'dense':
       return tf.layers.dense({
         units: s.units,
-        activation: s.activation,
+        activation: act(s.activation),
         useBias: s.useBias,
         kernelInitializer: tf.initializers.glorotUniform({ seed }),
         biasInitializer: tf.initializers.randomUniform({ minval: -0.5, maxval: 0.5, seed: seed + 1 }),
@@ -159,7 +163,7 @@ function makeLayer(s: Exclude<LayerSpec, { t: 'denseBn' }>, seed: number): tf.la
     case 'batchNorm':
       return tf.layers.batchNormalization({ epsilon: s.epsilon });
     case 'activation':
-      return tf.layers.activation({ activation: s.activation });
+      return tf.layers.activation({ activation: act(s.activation) });
     case 'relu':
       return s.maxValue === null ? tf.layers.reLU() : tf.layers.reLU({ maxValue: s.maxValue });
     case 'leakyRelu':
