@@ -44,23 +44,30 @@ export function dropColour(dropPp: number, budgetPp: number): string {
   return `hsl(${hue}, 65%, 45%)`;
 }
 
-function niceMax(v: number): number {
-  if (!(v > 0)) return 1;
-  const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-  return 10 * p;
+/** Axis scale with round tick values: about five steps covering [min, max] (from 0 when min is near it). */
+export function niceScale(min: number, max: number): { lo: number; hi: number; step: number } {
+  if (!(max > 0)) return { lo: 0, hi: 1, step: 0.2 };
+  const from = min < 0.35 * max ? 0 : min;
+  const raw = (max - from) / 5 || max / 5;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const step = ([1, 2, 2.5, 5, 10].find((k) => k * p >= raw) ?? 10) * p;
+  const lo = Math.floor((from === 0 ? 0 : from - step / 2) / step) * step;
+  let hi = Math.ceil((max + step / 2) / step) * step;
+  if (hi <= lo) hi = lo + step;
+  return { lo: Math.max(0, lo), hi, step };
 }
 
 /** A tick value with as many decimals as its step needs. */
 function tick(v: number, step: number): string {
-  return v.toFixed(step >= 1 ? 0 : Math.min(6, Math.ceil(-Math.log10(step))));
+  return v.toFixed(step >= 1 ? 0 : Math.min(6, Math.ceil(-Math.log10(step) - 1e-9)));
 }
 
+type Plotted = CandidateReport & { metrics: NonNullable<CandidateReport['metrics']>; sizeBytes: number };
+
 function chart(r: OptimizationReport): string {
-  const pts = r.candidates.filter(
-    (c): c is CandidateReport & { metrics: NonNullable<CandidateReport['metrics']>; sizeBytes: number } =>
-      c.metrics !== null && c.sizeBytes !== null,
-  );
+  const pts = r.candidates
+    .map((c, i) => ({ c, n: i + 1 }))
+    .filter((e): e is { c: Plotted; n: number } => e.c.metrics !== null && e.c.sizeBytes !== null);
   if (pts.length === 0) {
     return `<p class="note">No chart: no candidate could be measured on ${escapeHtml(r.profile.name)}${
       r.notMeasurableReason ? ` (${escapeHtml(r.notMeasurableReason)})` : ''
@@ -69,19 +76,23 @@ function chart(r: OptimizationReport): string {
   const W = 760;
   const H = 420;
   const m = { l: 70, r: 150, t: 20, b: 50 };
-  const xMax = niceMax(Math.max(...pts.map((c) => c.metrics.p50Ms)) * 1.1);
-  const yMax = niceMax((Math.max(...pts.map((c) => c.sizeBytes)) / 1024) * 1.1);
-  const x = (ms: number) => m.l + (ms / xMax) * (W - m.l - m.r);
-  const y = (kib: number) => H - m.b - (kib / yMax) * (H - m.t - m.b);
+  const lat = pts.map((e) => e.c.metrics.p50Ms);
+  const kib = pts.map((e) => e.c.sizeBytes / 1024);
+  const sx = niceScale(Math.min(...lat), Math.max(...lat));
+  const sy = niceScale(0, Math.max(...kib));
+  const x = (v: number) => m.l + ((v - sx.lo) / (sx.hi - sx.lo)) * (W - m.l - m.r);
+  const y = (v: number) => H - m.b - ((v - sy.lo) / (sy.hi - sy.lo)) * (H - m.t - m.b);
   const parts: string[] = [];
-  for (let i = 0; i <= 5; i++) {
-    const xv = (xMax * i) / 5;
-    const yv = (yMax * i) / 5;
+  for (let v = sx.lo; v <= sx.hi + sx.step / 1e6; v += sx.step) {
     parts.push(
-      `<line class="grid" x1="${x(xv)}" y1="${m.t}" x2="${x(xv)}" y2="${H - m.b}"/>`,
-      `<text class="tick" x="${x(xv)}" y="${H - m.b + 16}" text-anchor="middle">${tick(xv, xMax / 5)}</text>`,
-      `<line class="grid" x1="${m.l}" y1="${y(yv)}" x2="${W - m.r}" y2="${y(yv)}"/>`,
-      `<text class="tick" x="${m.l - 6}" y="${y(yv) + 4}" text-anchor="end">${tick(yv, yMax / 5)}</text>`,
+      `<line class="grid" x1="${x(v).toFixed(1)}" y1="${m.t}" x2="${x(v).toFixed(1)}" y2="${H - m.b}"/>`,
+      `<text class="tick" x="${x(v).toFixed(1)}" y="${H - m.b + 16}" text-anchor="middle">${tick(v, sx.step)}</text>`,
+    );
+  }
+  for (let v = sy.lo; v <= sy.hi + sy.step / 1e6; v += sy.step) {
+    parts.push(
+      `<line class="grid" x1="${m.l}" y1="${y(v).toFixed(1)}" x2="${W - m.r}" y2="${y(v).toFixed(1)}"/>`,
+      `<text class="tick" x="${m.l - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${tick(v, sy.step)}</text>`,
     );
   }
   parts.push(
@@ -90,31 +101,48 @@ function chart(r: OptimizationReport): string {
     `<text class="label" x="${(m.l + W - m.r) / 2}" y="${H - 10}" text-anchor="middle">p50 latency, batch 1 (ms)</text>`,
     `<text class="label" transform="translate(18 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">size (KiB)</text>`,
   );
-  // Labels: greedy placement, nudged down while they would overlap an earlier label (a few candidates
-  // often sit on top of each other, e.g. u8 and u8 per-channel).
+  // Points carry their row number (ids would collide when variants sit on top of each other); labels
+  // try a few spots around the point and take the first that overlaps no earlier label.
   const placed: { x: number; y: number; w: number }[] = [];
-  const labelAt = (px: number, py: number, text: string) => {
-    const w = text.length * 6.2;
-    let ly = py - 9;
-    while (placed.some((b) => Math.abs(b.y - ly) < 12 && px + 11 < b.x + b.w && b.x < px + 11 + w)) ly += 13;
-    placed.push({ x: px + 11, y: ly, w });
-    return ly;
+  const free = (bx: number, by: number, w: number) =>
+    !placed.some((b) => Math.abs(b.y - by) < 12 && bx < b.x + b.w + 2 && b.x < bx + w + 2);
+  const labelAt = (px: number, py: number, w: number): [number, number] => {
+    const spots: [number, number][] = [
+      [px + 10, py + 4],
+      [px + 10, py - 9],
+      [px + 10, py + 17],
+      [px - 10 - w, py + 4],
+      [px - 10 - w, py - 9],
+      [px - 10 - w, py + 17],
+    ];
+    for (let k = 0; k < 40; k++) {
+      for (const [bx, by] of spots) {
+        const sxk = bx + (bx > px ? k * 14 : -k * 14);
+        if (free(sxk, by, w)) {
+          placed.push({ x: sxk, y: by, w });
+          return [sxk, by];
+        }
+      }
+    }
+    return [px + 10, py + 4];
   };
   // Draw order: plain points, then the Pareto front, then the chosen one, so highlights stay on top.
   const rank = (c: CandidateReport) => (c.chosen ? 2 : c.pareto ? 1 : 0);
-  for (const c of [...pts].sort((a, b) => rank(a) - rank(b))) {
+  for (const { c, n } of [...pts].sort((a, b) => rank(a.c) - rank(b.c))) {
     const cx = x(c.metrics.p50Ms);
     const cy = y(c.sizeBytes / 1024);
     const fill = dropColour(c.metrics.accuracyDropPp, r.settings.maxAccuracyDropPp);
     const cls = ['pt', c.pareto ? 'pareto' : '', c.eligible ? '' : 'ineligible'].filter(Boolean).join(' ');
-    const title = `${c.id}: p50 ${fmtMs(c.metrics.p50Ms)} ms, ${fmtBytes(c.sizeBytes)}, accuracy ${pct(c.metrics.accuracy)} (drop ${c.metrics.accuracyDropPp.toFixed(2)} pp)${c.pareto ? ', on the Pareto front' : ''}`;
+    const title = `${n}. ${c.id}: p50 ${fmtMs(c.metrics.p50Ms)} ms, ${fmtBytes(c.sizeBytes)}, accuracy ${pct(c.metrics.accuracy)} (drop ${c.metrics.accuracyDropPp.toFixed(2)} pp)${c.pareto ? ', on the Pareto front' : ''}${c.eligible ? '' : ', over budget'}`;
     if (c.chosen)
       parts.push(`<circle class="chosen-ring" cx="${cx.toFixed(1)}" cy="${cy.toFixed(1)}" r="13"/>`);
-    const text = `${c.id}${c.chosen ? ' ★ chosen' : ''}`;
-    const ly = labelAt(cx, cy, text);
     parts.push(
       `<circle class="${cls}" cx="${cx.toFixed(1)}" cy="${cy.toFixed(1)}" r="7" fill="${fill}"><title>${escapeHtml(title)}</title></circle>`,
-      `<text class="pt-label${c.chosen ? ' chosen' : ''}" x="${(cx + 11).toFixed(1)}" y="${ly.toFixed(1)}">${escapeHtml(text)}</text>`,
+    );
+    const text = c.chosen ? `${n} ★ ${c.id}` : String(n);
+    const [lx, ly] = labelAt(cx, cy, text.length * 6.5);
+    parts.push(
+      `<text class="pt-label${c.chosen ? ' chosen' : ''}" x="${lx.toFixed(1)}" y="${ly.toFixed(1)}">${escapeHtml(text)}</text>`,
     );
   }
   // Legend: accuracy-drop colour scale and the marks.
@@ -138,9 +166,10 @@ function chart(r: OptimizationReport): string {
   return `<svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="latency versus size of each candidate">${parts.join('')}</svg>`;
 }
 
-function row(c: CandidateReport): string {
+function row(c: CandidateReport, i: number): string {
   const mt = c.metrics;
   const cells = [
+    `<td class="n">${i + 1}</td>`,
     `<td class="id">${escapeHtml(c.id)}${c.chosen ? ' <span class="badge">chosen</span>' : ''}</td>`,
     `<td>${escapeHtml(c.method)}</td>`,
     `<td>${escapeHtml(c.status)}${c.error ? ` <code>${escapeHtml(c.error.code)}</code>` : ''}</td>`,
@@ -224,6 +253,7 @@ export function renderReportHtml(input: AutotuneResult | OptimizationReport): st
     ['run', `${r.startedAt}, ${(r.durationMs / 1000).toFixed(1)} s`],
   ];
   const head = [
+    '#',
     'variant',
     'method',
     'status',
@@ -259,7 +289,7 @@ ${chart(r)}
 <table>
 <thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead>
 <tbody>
-${r.candidates.map(row).join('\n')}
+${r.candidates.map((c, i) => row(c, i)).join('\n')}
 </tbody>
 </table>
 <h2>Settings and machine</h2>

@@ -112,9 +112,11 @@ export function variantFileName(modelName: string, variant: string): string {
   let base = modelName
     .replace(/[^A-Za-z0-9._-]/g, '_')
     .replace(/\.{2,}/g, '_')
-    .replace(/^[^A-Za-z0-9]+/, '');
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 100)
+    .replace(/\.+$/, ''); // `name.` + `.variant` would make `..`
   if (!safeName.safeParse(base).success) base = 'model';
-  return `${base.slice(0, 100)}.${variant}.onnx`;
+  return `${base}.${variant}.onnx`;
 }
 
 /**
