@@ -127,13 +127,19 @@ describe('outpost optimize / report', () => {
     const dir = mkdtempSync(join(tmpdir(), 'outpost-optimize-'));
     try {
       await assert.rejects(
-        captured(() => optimizeCommand(MNIST_CNN, options(dir, { target: 'jetson-nano-gpu' }))),
+        captured(() =>
+          optimizeCommand(
+            MNIST_CNN,
+            options(dir, { target: 'jetson-nano-gpu', candidates: 'dynamic-u8, dynamic-s8' }),
+          ),
+        ),
         { code: 'UNAVAILABLE', message: /cannot be measured on this machine/ },
       );
       assert.deepEqual(readdirSync(dir).sort(), ['report.html', 'report.json']);
       const report = parseOptimizationReport(readFileSync(join(dir, 'report.json'), 'utf8'));
       assert.equal(report.measurable, false);
       assert.ok(report.candidates.every((c) => c.status === 'not-measurable'));
+      assert.deepEqual(report.settings.candidates, ['fp32', 'dynamic-u8', 'dynamic-s8']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -29,12 +29,12 @@ export interface OptimizeOptions {
   objective?: Objective;
   /** Output directory: `<name>.<variant>.onnx`, `report.json`, `report.html`. */
   out: string;
-  /** Candidate ids to try instead of the default list (fp32 is always included). */
-  candidates?: string[];
+  /** Candidate ids to try instead of the default list (fp32 is always included); a string is comma-separated. */
+  candidates?: string[] | string;
   /** Timed runs per candidate (default 300). */
   iterations?: number;
-  /** Skip the per-candidate child process that measures peak memory. */
-  noMemory?: boolean;
+  /** Measure peak memory in a child process per candidate (default true; commander's `--no-memory` sets false). */
+  memory?: boolean;
   json?: boolean;
 }
 
@@ -85,6 +85,11 @@ export async function optimizeCommand(model: string, opts: OptimizeOptions): Pro
     throw new OutpostError('VALIDATION_FAILED', `the eval set ${opts.eval} has no labels`);
   }
   const name = basename(model).replace(/\.onnx$/i, '') || 'model';
+  const candidates = (
+    typeof opts.candidates === 'string' ? opts.candidates.split(',') : (opts.candidates ?? [])
+  )
+    .map((c) => c.trim())
+    .filter(Boolean);
   const bar = progress('optimizing', 1);
   let result;
   try {
@@ -95,9 +100,9 @@ export async function optimizeCommand(model: string, opts: OptimizeOptions): Pro
       modelName: name,
       ...(opts.maxAccuracyDrop !== undefined ? { maxAccuracyDrop: opts.maxAccuracyDrop } : {}),
       ...(opts.objective !== undefined ? { objective: opts.objective } : {}),
-      ...(opts.candidates?.length ? { candidates: opts.candidates } : {}),
+      ...(candidates.length ? { candidates } : {}),
       ...(opts.iterations !== undefined ? { iterations: opts.iterations } : {}),
-      measureMemory: !opts.noMemory,
+      measureMemory: opts.memory !== false,
       onProgress: (done, total) => bar.update(done, total),
     });
   } finally {

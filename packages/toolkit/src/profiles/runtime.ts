@@ -93,7 +93,12 @@ function cudaMissing(): string | undefined {
   return reasons.length ? reasons.join('; ') : undefined;
 }
 
-/** The thread count actually used here: the profile's, capped at this machine's cores. */
+/**
+ * The thread count actually used here: the profile's, capped at this machine's cores.
+ *
+ * @example
+ * effectiveThreads(builtinProfile('rpi4-cpu')); // 2 on a 2-core machine
+ */
 export function effectiveThreads(profile: HardwareProfile): number {
   return Math.max(1, Math.min(profile.threads, availableParallelism()));
 }
