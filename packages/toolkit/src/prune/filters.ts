@@ -120,7 +120,12 @@ export function sliceChannels(
   return { values, dims: nd };
 }
 
-/** Norm of each of the `m` filters of a weight [M, …]. */
+/**
+ * Norm of each of the `m` filters of a weight [M, …].
+ *
+ * @example
+ * filterNorms(new Float32Array([3, 0, 1, 1]), 2, 'l1'); // [3, 2]
+ */
 export function filterNorms(w: Float32Array, m: number, criterion: 'l1' | 'l2'): Float64Array {
   const per = m ? w.length / m : 0;
   const norms = new Float64Array(m);
@@ -135,7 +140,12 @@ export function filterNorms(w: Float32Array, m: number, criterion: 'l1' | 'l2'):
   return norms;
 }
 
-/** Indices of the `count` largest norms, ascending (ties keep the lower index). */
+/**
+ * Indices of the `count` largest norms, ascending (ties keep the lower index).
+ *
+ * @example
+ * keepLargest(new Float64Array([0.5, 2, 0, 1]), 2); // [1, 3]
+ */
 export function keepLargest(norms: Float64Array, count: number): number[] {
   return [...norms.keys()]
     .sort((a, b) => (norms[b] ?? 0) - (norms[a] ?? 0) || a - b)

@@ -89,6 +89,10 @@ interface Candidate {
 /**
  * Zeroes exactly `k` entries of `segments` (taken as one sequence): all those with |w| below the k-th
  * smallest magnitude, then ties at that magnitude in order, so the count is exact even with repeated values.
+ *
+ * @example
+ * const w = new Float32Array([0.3, -0.1, 0.2]);
+ * zeroSmallest([w], 2); // w = [0.3, 0, 0]
  */
 export function zeroSmallest(segments: Float32Array[], k: number): void {
   const total = segments.reduce((a, s) => a + s.length, 0);
