@@ -9,7 +9,9 @@ import { builtinProfile } from '../profiles/index.ts';
 import { optimizationReportJson, parseOptimizationReport, renderReportHtml } from '../report/index.ts';
 import { MNIST_CNN, MNIST_EVAL_X, MNIST_EVAL_Y, MNIST_TRAIN_X, MNIST_TRAIN_Y } from '../testing/fixtures.ts';
 import { autotune } from './index.ts';
-import type { CandidateSpec } from './index.ts';
+import type { CandidateResult, CandidateSpec } from './index.ts';
+
+type C = CandidateResult;
 
 const brokenBuild: CandidateSpec = {
   id: 'broken-build',
@@ -56,7 +58,7 @@ describe('autotune', () => {
       calib,
       eval: evalSet,
       profile: builtinProfile('cpu-x86-1t'),
-      candidates: ['dynamic-u8', 'broken-build', 'bad-op'],
+      candidates: ['dynamic-u8', 'static-s8-minmax-pc', 'broken-build', 'bad-op'],
       extraCandidates: [brokenBuild, badOp],
       ...fast,
       onProgress: (d, t) => progress.push([d, t]),
@@ -66,16 +68,12 @@ describe('autotune', () => {
       [
         ['fp32', 'measured'],
         ['dynamic-u8', 'measured'],
+        ['static-s8-minmax-pc', 'measured'],
         ['broken-build', 'failed'],
         ['bad-op', 'failed'],
       ],
     );
-    const [fp32, u8, broken, bad] = r.candidates as [
-      (typeof r.candidates)[0],
-      (typeof r.candidates)[0],
-      (typeof r.candidates)[0],
-      (typeof r.candidates)[0],
-    ];
+    const [fp32, u8, qdq, broken, bad] = r.candidates as [C, C, C, C, C];
     assert.equal(r.model.name, 'mnist_cnn');
     assert.equal(r.model.sha256, sha256Of(cnn()));
     assert.equal(fp32.sha256, r.model.sha256);
@@ -89,6 +87,9 @@ describe('autotune', () => {
     assert.ok(Math.abs(fp32.metrics.energyMjEstimate - fp32.metrics.p50Ms * 4) < 1e-12);
     assert.ok(u8.metrics.top1AgreementWithFp32 > 0.97);
     assert.ok((u8.sizeRatioVsFp32 ?? 1) < 0.3);
+    assert.ok((qdq.metrics?.top1AgreementWithFp32 ?? 0) > 0.97, 'static int8 calibrated on training digits');
+    assert.equal(qdq.build?.calibrationSamples, 50);
+    assert.ok((qdq.sizeRatioVsFp32 ?? 1) < 0.3);
     assert.ok(Math.abs(u8.metrics.p50RatioVsFp32 - u8.metrics.p50Ms / fp32.metrics.p50Ms) < 1e-12);
     assert.deepEqual(broken.error, {
       code: 'ONNX_UNSUPPORTED',
@@ -104,14 +105,18 @@ describe('autotune', () => {
     assert.ok(chosen?.metrics);
     assert.equal(chosen.id, r.chosen);
     assert.ok(chosen.metrics.p50Ms <= fp32.metrics.p50Ms);
-    if (u8.metrics.p50Ms >= fp32.metrics.p50Ms) {
-      assert.equal(r.chosen, 'fp32');
-      assert.ok(r.findings.some((f) => /^dynamic-u8 is [\d.]+× slower than fp32 on cpu-x86-1t/.test(f)));
-    } else assert.equal(r.chosen, 'dynamic-u8');
+    for (const c of [u8, qdq]) {
+      if ((c.metrics?.p50Ms ?? 0) >= fp32.metrics.p50Ms) {
+        assert.notEqual(r.chosen, c.id);
+        assert.ok(
+          r.findings.some((f) => f.startsWith(`${c.id} is `) && f.includes('slower than fp32 on cpu-x86-1t')),
+        );
+      }
+    }
     assert.ok(r.candidates.every((c) => c.verdict.length > 0));
     assert.ok(fp32.pareto || u8.pareto);
 
-    assert.deepEqual(Object.keys(r.models).sort(), ['bad-op', 'dynamic-u8', 'fp32']);
+    assert.deepEqual(Object.keys(r.models).sort(), ['bad-op', 'dynamic-u8', 'fp32', 'static-s8-minmax-pc']);
     assert.equal(sha256Of(r.models['dynamic-u8'] as Uint8Array), u8.sha256);
     assert.doesNotThrow(() => decodeModel(r.models['dynamic-u8'] as Uint8Array));
     assert.deepEqual(progress.at(-1), [progress[0]?.[1], progress[0]?.[1]]);

@@ -16,6 +16,7 @@ import {
 import type { FloatFeed, ProfileSession } from '../profiles/index.ts';
 import { modelBytesOf } from '../runtime/index.ts';
 import { BASELINE_ID, resolveCandidates } from './candidates.ts';
+import './passes.ts'; // registers the static-int8, pruning (and fp16) candidates
 import type { CandidateSpec } from './candidates.ts';
 import { evaluateSession, inputLayout, sampleFeed, timeSession } from './measure.ts';
 import type { InputLayout } from './measure.ts';
@@ -388,6 +389,16 @@ export async function autotune(model: string | Uint8Array, opts: AutotuneOptions
         `${w.spec.id} failed at ${w.result.error.stage} (${w.result.error.code}): ${w.result.error.message}`,
       );
     }
+  }
+  // On a shared machine the tail is often one scheduler tick of preemption for every candidate alike.
+  const tails = work.flatMap((w) =>
+    w.result.metrics ? [w.result.metrics.p99Ms / w.result.metrics.p50Ms] : [],
+  );
+  if (tails.length > 0 && Math.min(...tails) > 5) {
+    findings.push(
+      `p99 is more than 5× p50 for every candidate (${Math.min(...tails).toFixed(0)}–${Math.max(...tails).toFixed(0)}×): ` +
+        'the tail reflects interference on this machine (other processes, scheduler preemption), not the variants; compare p50',
+    );
   }
   const sel = selectCandidate(points, {
     objective,

@@ -36,7 +36,12 @@ const fmtBytes = (n: number | null) =>
 const fmtMs = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 1 ? n.toFixed(2) : n.toFixed(4));
 const pct = (n: number) => `${(n * 100).toFixed(2)} %`;
 
-/** Colour for an accuracy drop: green at ≤ 0, amber at the budget, red at twice the budget and beyond. */
+/**
+ * Colour for an accuracy drop: green at ≤ 0, amber at the budget, red at twice the budget and beyond.
+ *
+ * @example
+ * dropColour(0, 0.5); // 'hsl(130, 65%, 45%)'
+ */
 export function dropColour(dropPp: number, budgetPp: number): string {
   const b = Math.max(budgetPp, 0.1);
   const t = Math.min(1, Math.max(0, dropPp / (2 * b)));
@@ -44,7 +49,12 @@ export function dropColour(dropPp: number, budgetPp: number): string {
   return `hsl(${hue}, 65%, 45%)`;
 }
 
-/** Axis scale with round tick values: about five steps covering [min, max] (from 0 when min is near it). */
+/**
+ * Axis scale with round tick values: about five steps covering [min, max] (from 0 when min is near it).
+ *
+ * @example
+ * niceScale(0.05, 0.17); // { lo: 0, hi: 0.2, step: 0.05 }
+ */
 export function niceScale(min: number, max: number): { lo: number; hi: number; step: number } {
   if (!(max > 0)) return { lo: 0, hi: 1, step: 0.2 };
   const from = min < 0.35 * max ? 0 : min;

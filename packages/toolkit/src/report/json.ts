@@ -107,7 +107,12 @@ export const optimizationReport = z.object({
 export type OptimizationReport = z.infer<typeof optimizationReport>;
 export type CandidateReport = z.infer<typeof candidateReport>;
 
-/** `<name>.<variant>.onnx` with the name reduced to the safe alphabet (it ends up as a file name). */
+/**
+ * `<name>.<variant>.onnx` with the name reduced to the safe alphabet (it ends up as a file name).
+ *
+ * @example
+ * variantFileName('mnist_cnn', 'static-s8-minmax-pc'); // 'mnist_cnn.static-s8-minmax-pc.onnx'
+ */
 export function variantFileName(modelName: string, variant: string): string {
   let base = modelName
     .replace(/[^A-Za-z0-9._-]/g, '_')
