@@ -153,3 +153,56 @@ export async function streamVad(model: Uint8Array, audio: Float32Array): Promise
     await m.release();
   }
 }
+
+/**
+ * The segment kind under the centre of each frame of `frameSamples`, to score a VAD against the
+ * synthetic ground truth.
+ *
+ * @example
+ * const kinds = frameKinds(DEFAULT_SEGMENTS, 512); // ['silence', 'silence', ..., 'voiced', ...]
+ */
+export function frameKinds(segments: AudioSegment[], frameSamples: number): AudioSegment['kind'][] {
+  const bounds: [number, AudioSegment['kind']][] = [];
+  let end = 0;
+  for (const s of segments) {
+    end += Math.round(s.seconds * VAD_SAMPLE_RATE);
+    bounds.push([end, s.kind]);
+  }
+  const frames = Math.floor(end / frameSamples);
+  return Array.from({ length: frames }, (_, f) => {
+    const centre = f * frameSamples + frameSamples / 2;
+    return (bounds.find(([e]) => centre < e) ?? bounds[bounds.length - 1])?.[1] ?? 'silence';
+  });
+}
+
+const V6_ENCODER = [0, 2, 3].flatMap((k) =>
+  ['then', 'else'].map((b) => `If_0_${b}_branch__Inline_0__/encoder/${k}/reparam_conv/Conv`),
+);
+
+/**
+ * `quantizeDynamic` settings, by model file, that keep each Silero model within 0.05 of fp32 on every
+ * frame. Found with `bench/vad-dynamic.ts` (per-node sensitivity: quantize one node at a time, then
+ * exclude the worst) on audio seeds 7–9 and checked on held-out seeds 10–14:
+ * - legacy (v4): default uint8 per-tensor weights, but three convs per sample-rate branch stay float: the
+ *   STFT conv on raw audio (Conv_73 / Conv_547) and the two convs reading the concatenation of the
+ *   linear magnitude and the normalised log-spectrum (Conv_137, Conv_139 / Conv_611, Conv_613). Their
+ *   inputs span orders of magnitude, which one per-tensor uint8 activation scale cannot hold. Excluding
+ *   fewer is fragile (errors partly cancel: the STFT conv alone is 0.08, all but it 0.16). Max |Δp|
+ *   0.017 (held out 0.017), at the cost of size (0.95× instead of 0.72×: the STFT basis is a quarter of
+ *   the model and the LSTMs, most of the rest, have no dynamic int8 form).
+ * - v5: per-channel weights, nothing excluded (0.017; held out 0.021). The re-parameterised encoder
+ *   convs fold batch norm into their weights, so channel ranges differ widely and per-tensor weights
+ *   flatten the small channels (defaults: 0.10).
+ * - v6: same weights layout, far more sensitive (defaults: 0.67, encoder.3 alone 0.67): per-channel
+ *   plus encoder convs 0, 2 and 3 in float (0.025; held out 0.038; 0.83× size). With only 2 and 3
+ *   excluded it is 0.026 on seeds 7–9 but 0.045 held out, too close to the limit.
+ */
+export const SILERO_DYNAMIC_RECIPES: Readonly<
+  Record<string, { perChannel?: boolean; nodesToExclude?: string[] }>
+> = {
+  'silero_vad_legacy.onnx': {
+    nodesToExclude: ['Conv_73', 'Conv_137', 'Conv_139', 'Conv_547', 'Conv_611', 'Conv_613'],
+  },
+  'silero_vad_v5.onnx': { perChannel: true },
+  'silero_vad_v6.onnx': { perChannel: true, nodesToExclude: V6_ENCODER },
+};
