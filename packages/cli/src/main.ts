@@ -1,7 +1,12 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { ERROR_REGISTRY, ERROR_CODES } from '@outpost/protocol';
+import { ERROR_REGISTRY, ERROR_CODES, OutpostError } from '@outpost/protocol';
 import { reportError, table } from './output/index.ts';
 import { benchCommand, inspectCommand, quantizeCommand } from './commands/model-tools.ts';
+import { fp16Command, quantizeStaticCommand } from './commands/quantize-modes.ts';
+import { pruneCommand } from './commands/prune.ts';
+import { distillCommand } from './commands/distill.ts';
+import { optimizeCommand } from './commands/optimize.ts';
+import { reportCommand } from './commands/report.ts';
 import { deployCommand, keysGenerateCommand, publishCommand } from './commands/fleet.ts';
 import { agentCommand, serverCommand } from './commands/daemons.ts';
 import { DEMO_MODEL, runDemo } from './demo/index.ts';
@@ -15,6 +20,19 @@ const int = (min: number, max: number) => (v: string) => {
   return n;
 };
 const collect = (v: string, prev: string[]) => [...prev, v];
+
+interface QuantizeCliOptions {
+  output: string;
+  mode: 'dynamic' | 'static' | 'fp16';
+  weightType?: 'uint8' | 'int8';
+  activationType?: 'uint8' | 'int8';
+  perChannel?: boolean;
+  calib?: string;
+  calibCount: number;
+  method: 'minmax' | 'percentile' | 'entropy';
+  keepIoTypes: boolean;
+  json?: boolean;
+}
 
 const program = new Command()
   .name('outpost')
@@ -68,15 +86,135 @@ program
 
 program
   .command('quantize')
-  .description('dynamic int8 quantization of MatMul/Gemm/Conv weights')
+  .description('int8 (dynamic or static QDQ) or fp16 conversion; lists every op left in float and why')
   .argument('<model>', 'input .onnx')
   .requiredOption('-o, --output <path>', 'output .onnx (written atomically)')
   .addOption(
-    new Option('--weight-type <t>', 'weight integer type').choices(['uint8', 'int8']).default('uint8'),
+    new Option('--mode <m>', 'dynamic int8, static int8 (QDQ, needs --calib) or fp16')
+      .choices(['dynamic', 'static', 'fp16'])
+      .default('dynamic'),
+  )
+  .addOption(
+    new Option('--weight-type <t>', 'weight integer type (dynamic default uint8)').choices(['uint8', 'int8']),
+  )
+  .addOption(
+    new Option('--activation-type <t>', 'static: activation integer type').choices(['uint8', 'int8']),
   )
   .option('--per-channel', 'one scale per output channel')
+  .option('--calib <path>', 'static: calibration inputs (.npy, or MNIST-style .u8 images)')
+  .option('--calib-count <n>', 'static: calibration samples to use', int(1, 1_000_000), 200)
+  .addOption(
+    new Option('--method <m>', 'static: calibration method')
+      .choices(['minmax', 'percentile', 'entropy'])
+      .default('minmax'),
+  )
+  .option('--no-keep-io-types', 'fp16: make graph inputs/outputs float16 too')
   .option('--json', 'machine-readable output')
-  .action(action(quantizeCommand));
+  .action(
+    action(async (model: string, o: QuantizeCliOptions) => {
+      if (o.mode === 'fp16')
+        return fp16Command(model, { output: o.output, keepIoTypes: o.keepIoTypes, json: o.json });
+      if (o.mode === 'static') {
+        if (!o.calib) throw new OutpostError('VALIDATION_FAILED', '--mode static needs --calib <data>');
+        return quantizeStaticCommand(model, {
+          output: o.output,
+          calib: o.calib,
+          calibCount: o.calibCount,
+          method: o.method,
+          perChannel: o.perChannel,
+          activationType: o.activationType,
+          weightType: o.weightType,
+          json: o.json,
+        });
+      }
+      return quantizeCommand(model, {
+        output: o.output,
+        weightType: o.weightType ?? 'uint8',
+        perChannel: o.perChannel,
+        json: o.json,
+      });
+    }),
+  );
+
+program
+  .command('prune')
+  .description(
+    'magnitude pruning to a sparsity, or structured removal of conv filters (optionally fine-tuned)',
+  )
+  .argument('<model>', 'input .onnx')
+  .requiredOption('-o, --output <path>', 'output .onnx (written atomically)')
+  .addOption(new Option('--mode <m>', 'what to prune').choices(['magnitude', 'filters']).default('magnitude'))
+  .option('--sparsity <s>', 'magnitude: fraction of weights to zero (0-1)', '0.5')
+  .option('--ratio <r>', "filters: fraction of each conv's filters to remove (0-1)", '0.5')
+  .addOption(
+    new Option('--scope <s>', 'magnitude: threshold scope')
+      .choices(['global', 'per-layer'])
+      .default('global'),
+  )
+  .addOption(new Option('--criterion <c>', 'filters: filter norm').choices(['l1', 'l2']).default('l1'))
+  .option('--finetune', 'filters: fine-tune afterwards (needs --train and --train-labels)')
+  .option('--train <path>', 'MNIST-format training images (.u8)')
+  .option('--train-labels <path>', 'one label byte per training image')
+  .option('--epochs <n>', 'fine-tuning epochs', '3')
+  .addOption(
+    new Option('--finetune-mode <m>', 'fine-tune every layer or the head')
+      .choices(['full', 'head'])
+      .default('full'),
+  )
+  .option('--json', 'machine-readable output')
+  .action(action(pruneCommand));
+
+program
+  .command('distill')
+  .description("train a small dense student on an ONNX teacher's softened outputs; export it to ONNX")
+  .argument('<teacher>', 'teacher .onnx (any classifier onnxruntime runs)')
+  .requiredOption('-o, --output <path>', 'student .onnx (written atomically)')
+  .requiredOption('--train <path>', 'MNIST-format training images (.u8)')
+  .requiredOption('--train-labels <path>', 'one label byte per training image')
+  .option('--hidden <sizes>', 'hidden layer sizes, e.g. 32 or 64,32', '32')
+  .option('--activation <a>', 'hidden activation', 'relu')
+  .option('--temperature <t>', 'softmax temperature of the soft targets', '4')
+  .option('--alpha <a>', 'weight of the soft loss (0-1)', '0.7')
+  .option('--epochs <n>', 'epochs', '20')
+  .option('--batch-size <n>', 'batch size', '64')
+  .option('--learning-rate <lr>', 'initial learning rate', '0.002')
+  .option('--augment <n>', 'augmented copies per digit in the transfer set', '0')
+  .option('--seed <n>', 'seed for weights, augmentation and batch order', '1')
+  .option('--compare-alone', 'also train the same student on labels alone (the baseline)')
+  .option('--eval-images <path>', 'held-out images for accuracy figures')
+  .option('--eval-labels <path>', 'held-out labels')
+  .option('--json', 'machine-readable output')
+  .action(action(distillCommand));
+
+program
+  .command('optimize')
+  .description(
+    'build candidate variants, measure each on a hardware profile, pick the best within the accuracy budget',
+  )
+  .argument('<model>', 'fp32 .onnx')
+  .requiredOption('--calib <spec>', 'calibration data, e.g. mnist-u8:train-x.u8:train-y.u8:200')
+  .requiredOption('--eval <spec>', 'labelled evaluation data, e.g. mnist-u8:eval-x.u8:eval-y.u8')
+  .option('--target <profile>', 'built-in profile name or a JSON profile file', 'cpu-x86-1t')
+  .option('--max-accuracy-drop <points>', 'accuracy budget in percentage points', parseFloat, 0.5)
+  .addOption(
+    new Option('--objective <o>', 'what to minimise')
+      .choices(['latency', 'size', 'energy'])
+      .default('latency'),
+  )
+  .option('--candidates <ids>', 'comma-separated candidate ids (fp32 is always included)')
+  .option('--iterations <n>', 'timed runs per candidate', int(10, 1_000_000), 300)
+  .option('--no-memory', 'skip the per-candidate peak-memory child process')
+  .option('--out <dir>', 'output directory: chosen model, report.json, report.html', '.outpost/optimize')
+  .option('--json', 'machine-readable output')
+  .action(action(optimizeCommand));
+
+program
+  .command('report')
+  .description('print an optimization report.json, or render it as a self-contained HTML page')
+  .argument('<report>', 'report.json written by outpost optimize')
+  .option('--html <path>', 'write the HTML page here')
+  .option('--json', 'print the JSON')
+  .action(action(reportCommand));
 
 const keys = program.command('keys').description('manage publisher signing keys');
 keys
