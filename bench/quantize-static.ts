@@ -33,7 +33,7 @@ import { formatTable } from './lib/table.ts';
 const root = new URL('..', import.meta.url).pathname;
 const shared = process.env.OUTPOST_SHARED_MODELS ?? join(root, '..', 'shared', 'models');
 const WARMUP = 200;
-const ROUNDS = 40;
+const ROUNDS = 100;
 const PER_ROUND = 200;
 const COMPARE_N = 1000;
 

@@ -34,7 +34,12 @@ import { toFloat16Array } from './half.ts';
  * providers with real float16 kernels (CUDA, DirectML, WebGPU, ARM builds with fp16 MLAS).
  */
 
-/** Ops with float16 kernels in ONNX Runtime 1.30's CPU provider (probed; see convert.test.ts). */
+/**
+ * Ops with float16 kernels in ONNX Runtime 1.30's CPU provider (probed; see convert.test.ts).
+ *
+ * @example
+ * ORT_CPU_FLOAT16_OPS.has('Conv') // false: ORT would run it in float32 between Casts
+ */
 export const ORT_CPU_FLOAT16_OPS: ReadonlySet<string> = new Set([
   'Identity',
   'Flatten',
@@ -61,7 +66,13 @@ export const ORT_CPU_FLOAT16_OPS: ReadonlySet<string> = new Set([
   'LayerNormalization',
 ]);
 
-/** onnxconverter-common's DEFAULT_OP_BLOCK_LIST: ops with no float16 form in ONNX Runtime on any provider. */
+/**
+ * onnxconverter-common's DEFAULT_OP_BLOCK_LIST: ops it never converts (no float16 form in ONNX Runtime,
+ * or numerically unsafe); applies with `cpuKernelsOnly: false`.
+ *
+ * @example
+ * await convertFp16(model, { cpuKernelsOnly: false, blockList: [...DEFAULT_FP16_BLOCK_LIST, 'Softmax'] });
+ */
 export const DEFAULT_FP16_BLOCK_LIST: readonly string[] = [
   'ArrayFeatureExtractor',
   'Binarizer',

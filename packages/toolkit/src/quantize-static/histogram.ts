@@ -10,7 +10,12 @@ import { OutpostError } from '@outpost/protocol';
  *   nothing is re-binned approximately. Percentile and entropy thresholds are read from it.
  */
 
-/** Running min/max of everything observed. */
+/**
+ * Running min/max of everything observed.
+ *
+ * @example
+ * const r = new RangeStats(); r.observe(batch); console.log(r.min, r.max);
+ */
 export class RangeStats {
   min = Infinity;
   max = -Infinity;
@@ -38,7 +43,14 @@ export class RangeStats {
 /** Growth beyond this many times the initial bin count re-bins instead of appending bins. */
 const MAX_GROWTH = 16;
 
-/** A histogram over [-threshold, threshold] with an even number of equal bins (see the module comment). */
+/**
+ * A histogram over [-threshold, threshold] with an even number of equal bins (see the module comment).
+ *
+ * @example
+ * const h = new Histogram(2048);
+ * for (const batch of activations) h.observe(batch);
+ * const [lo, hi] = entropyRange(h, 128);
+ */
 export class Histogram {
   counts: Float64Array;
   threshold = 0;

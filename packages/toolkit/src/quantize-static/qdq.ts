@@ -40,6 +40,12 @@ import type { QuantType, QuantizeStaticReport, StaticNodeRef } from './types.ts'
 
 export type OpClass = 'weighted' | 'removable' | 'direct' | 'generic';
 
+/**
+ * How each op type is quantized (see the module comment); ops not listed stay float.
+ *
+ * @example
+ * OP_CLASSES.MaxPool // 'direct': the output reuses the input's scale and zero point
+ */
 export const OP_CLASSES: Readonly<Record<string, OpClass>> = {
   Conv: 'weighted',
   Gemm: 'weighted',

@@ -101,7 +101,12 @@ export interface VadLayout {
   contextSamples: number;
 }
 
-/** Tells legacy (h/c, 1536-sample frames) from v5/v6 (`state`, 512 samples + 64 of context) by the inputs. */
+/**
+ * Tells legacy (h/c, 1536-sample frames) from v5/v6 (`state`, 512 samples + 64 of context) by the inputs.
+ *
+ * @example
+ * vadLayout(['input', 'state', 'sr']) // { kind: 'v5', frameSamples: 512, contextSamples: 64 }
+ */
 export function vadLayout(inputNames: string[]): VadLayout {
   if (inputNames.includes('h') && inputNames.includes('c')) {
     return { kind: 'legacy', frameSamples: 1536, contextSamples: 0 };
