@@ -13,16 +13,16 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { atomicWriteFileSync } from '@outpost/common';
-import { loadMnistU8 } from '@outpost/toolkit';
-// New toolkit modules, imported by path until the toolkit's index re-exports them.
-import { autotune, machineFacts } from '../packages/toolkit/src/autotune/index.ts';
-import { builtinProfile } from '../packages/toolkit/src/profiles/index.ts';
 import {
+  autotune,
+  builtinProfile,
   formatReportTable,
+  loadMnistU8,
+  machineFacts,
   optimizationReportJson,
   renderReportHtml,
-} from '../packages/toolkit/src/report/index.ts';
-import type { OptimizationReport } from '../packages/toolkit/src/report/index.ts';
+} from '@outpost/toolkit';
+import type { OptimizationReport } from '@outpost/toolkit';
 
 const root = new URL('..', import.meta.url).pathname;
 const shared = process.env.OUTPOST_SHARED_MODELS ?? join(root, '..', 'shared', 'models');

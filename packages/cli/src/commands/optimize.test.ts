@@ -21,7 +21,7 @@ import {
   MNIST_TRAIN_X,
   MNIST_TRAIN_Y,
 } from '../../../toolkit/src/testing/fixtures.ts';
-import { parseOptimizationReport } from '../../../toolkit/src/report/index.ts';
+import { parseOptimizationReport } from '@outpost/toolkit';
 import { optimizeCommand } from './optimize.ts';
 import type { OptimizeOptions } from './optimize.ts';
 import { reportCommand } from './report.ts';

