@@ -106,10 +106,14 @@ describe('autotune', () => {
     assert.equal(chosen.id, r.chosen);
     assert.ok(chosen.metrics.p50Ms <= fp32.metrics.p50Ms);
     for (const c of [u8, qdq]) {
-      if ((c.metrics?.p50Ms ?? 0) >= fp32.metrics.p50Ms) {
+      const ratio = (c.metrics?.p50Ms ?? 0) / fp32.metrics.p50Ms;
+      if (ratio >= 1) {
         assert.notEqual(r.chosen, c.id);
+        // ≥ 3 % slower is "N× slower"; closer than that is reported as no faster, within noise.
+        const said = ratio >= 1.03 ? 'slower than fp32 on cpu-x86-1t' : 'no faster than fp32 on cpu-x86-1t';
         assert.ok(
-          r.findings.some((f) => f.startsWith(`${c.id} is `) && f.includes('slower than fp32 on cpu-x86-1t')),
+          r.findings.some((f) => f.startsWith(`${c.id} is `) && f.includes(said)),
+          r.findings.join('\n'),
         );
       }
     }

@@ -21,7 +21,7 @@ import type { CandidateSpec } from './candidates.ts';
 import { evaluateSession, inputLayout, sampleFeed, timeSession } from './measure.ts';
 import type { InputLayout } from './measure.ts';
 import { measureMemoryInChild } from './memory.ts';
-import { selectCandidate } from './select.ts';
+import { compareSpeed, selectCandidate } from './select.ts';
 import type { SelectionPoint } from './select.ts';
 import type {
   AutotuneOptions,
@@ -39,6 +39,8 @@ interface Work {
   session?: ProfileSession;
   evaluation?: EvaluationResult;
   latencies: number[];
+  /** p50 of each interleaved round, for the paired comparison with fp32. */
+  roundP50Ms: number[];
   memory?: number | null;
 }
 
@@ -175,6 +177,7 @@ export async function autotune(model: string | Uint8Array, opts: AutotuneOptions
   const work: Work[] = specs.map((spec) => ({
     spec,
     latencies: [],
+    roundP50Ms: [],
     result: {
       id: spec.id,
       method: spec.method,
@@ -329,7 +332,9 @@ export async function autotune(model: string | Uint8Array, opts: AutotuneOptions
       for (let k = 0; k < live.length; k++) {
         const w = live[(r + k) % live.length] as Work;
         try {
-          w.latencies.push(...(await timeSession(w.session as ProfileSession, feed, perRound)));
+          const ms = await timeSession(w.session as ProfileSession, feed, perRound);
+          w.latencies.push(...ms);
+          w.roundP50Ms.push(summarizeLatencies(ms).p50Ms);
         } catch (err) {
           fail(w, 'latency', err);
         }
@@ -370,6 +375,13 @@ export async function autotune(model: string | Uint8Array, opts: AutotuneOptions
       meanCosineVsFp32: cmp.meanCosine,
       peakRssDeltaBytes: w.memory ?? null,
       energyMjEstimate: energy,
+      roundsFasterThanFp32:
+        w === base
+          ? null
+          : compareSpeed(
+              { p50Ms: stats.p50Ms, roundP50Ms: w.roundP50Ms },
+              { p50Ms: baseP50, roundP50Ms: base.roundP50Ms },
+            ).wins,
       sessionLoadMs: w.session?.loadMs ?? 0,
     };
     points.push({
@@ -380,6 +392,7 @@ export async function autotune(model: string | Uint8Array, opts: AutotuneOptions
       accuracyDropPp,
       memoryBytes: w.memory ?? null,
       energyMj: energy,
+      roundP50Ms: w.roundP50Ms,
     });
   }
   for (const w of work) {

@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { dominates } from './pareto.ts';
-import { selectCandidate } from './select.ts';
+import { compareSpeed, selectCandidate } from './select.ts';
 import type { Objective, SelectionPoint } from './select.ts';
 
 const MiB = 1024 * 1024;
@@ -34,7 +34,34 @@ describe('selectCandidate', () => {
       s.findings.join('\n'),
     );
     assert.match(s.verdicts['dynamic-u8'] ?? '', /1\.56× slower than fp32/);
-    assert.match(s.findings.join('\n'), /no variant is faster than fp32/);
+    assert.match(s.findings.join('\n'), /no variant is measurably faster than fp32/);
+  });
+
+  test('a speed-up must hold in at least 80 % of the paired rounds', () => {
+    const base = { ...pt('fp32', 0.1312, 435_000), roundP50Ms: [1, 1, 1, 1, 1, 1, 1, 1, 1, 1] };
+    const noisy = {
+      ...pt('fp16', 0.131, 219_000),
+      roundP50Ms: [0.9, 1.1, 0.9, 1.1, 0.9, 1.1, 0.9, 1.1, 1.1, 0.9],
+    };
+    const s = selectCandidate([base, noisy], opts());
+    assert.equal(s.chosen, 'fp32');
+    assert.match(
+      s.findings.join('\n'),
+      /fp16 is not measurably faster than fp32 on test-profile: p50 1\.00× but faster in only 5 of 10 paired rounds: not chosen for latency/,
+    );
+    assert.match(s.verdicts.fp16 ?? '', /won 5\/10 rounds/);
+    const steady = { ...noisy, p50Ms: 0.12, roundP50Ms: [0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 1.1, 0.9] };
+    const t = selectCandidate([base, steady], opts());
+    assert.equal(t.chosen, 'fp16');
+    assert.match(t.reason, /faster than fp32 in 9\/10 rounds/);
+    const tie = selectCandidate([pt('fp32', 1, 400), pt('same', 1.01, 100)], opts());
+    assert.match(tie.findings.join('\n'), /same is no faster than fp32 .*within measurement noise/);
+    assert.deepEqual(compareSpeed({ p50Ms: 0.9, roundP50Ms: [1, 2] }, { p50Ms: 1, roundP50Ms: [2, 1] }), {
+      ratio: 0.9,
+      faster: true,
+      wins: null,
+      rounds: null,
+    });
   });
 
   test('the fastest eligible variant wins when it beats fp32', () => {
@@ -86,12 +113,13 @@ describe('selectCandidate', () => {
     assert.equal(selectCandidate([], opts()).chosen, null);
   });
 
-  test('property: for latency and energy, never a choice slower than an eligible fp32; the choice is eligible and no eligible candidate dominates it', () => {
+  test('property: for latency and energy, never a choice slower than an eligible fp32; the choice is eligible and nothing in the running dominates it', () => {
     const cand = fc.record({
       p50Ms: fc.double({ min: 0.01, max: 10, noNaN: true }),
       sizeBytes: fc.integer({ min: 1, max: 1000 }),
       accuracyDropPp: fc.double({ min: -1, max: 2, noNaN: true }),
       memoryBytes: fc.option(fc.integer({ min: 0, max: 200 * MiB }), { nil: null }),
+      roundP50Ms: fc.array(fc.double({ min: 0.01, max: 10, noNaN: true }), { minLength: 10, maxLength: 10 }),
     });
     fc.assert(
       fc.property(
@@ -118,12 +146,17 @@ describe('selectCandidate', () => {
             for (const id of s.eligible)
               assert.ok(chosen.sizeBytes <= (points.find((p) => p.id === id)?.sizeBytes ?? 0));
           }
+          // For speed, only fp32 and the variants measurably faster than it are in the running; among
+          // those (or among all eligible ones for size) nothing dominates the choice.
+          const speed = objective !== 'size' && fp32Eligible;
+          if (speed) assert.ok(chosen.id === 'fp32' || compareSpeed(chosen, fp32).faster);
+          const running = points.filter(
+            (p) => s.eligible.includes(p.id) && (!speed || p.id === 'fp32' || compareSpeed(p, fp32).faster),
+          );
           if (objective === 'size' || chosen.id !== 'fp32') {
             const vec = (p: SelectionPoint) => [p.p50Ms, p.sizeBytes, p.accuracyDropPp];
-            for (const p of points) {
-              if (s.eligible.includes(p.id)) {
-                assert.equal(dominates(vec(p), vec(chosen)), false, `${p.id} dominates ${chosen.id}`);
-              }
+            for (const p of running) {
+              assert.equal(dominates(vec(p), vec(chosen)), false, `${p.id} dominates ${chosen.id}`);
             }
           }
           for (const p of points) {

@@ -5,9 +5,12 @@ import { paretoFront } from './pareto.ts';
  *
  * Rules: a candidate is eligible when its accuracy drop (percentage points vs fp32) is within the budget
  * and its measured peak memory fits the profile's budget. For the latency and energy objectives (energy
- * is latency × a per-profile constant, so the two agree within one profile) a variant is only chosen if
- * its p50 is strictly below fp32's: a quantized model that runs slower is never picked for speed. For
- * the size objective the smallest eligible variant wins. Ties go to lower latency, then smaller size.
+ * is latency × a per-profile constant, so the two agree within one profile) a variant only replaces fp32
+ * when it is measurably faster: its p50 is below fp32's AND, when per-round figures are given, its
+ * round p50 beat fp32's in at least 80 % of the interleaved rounds (a paired sign test: a 0.2 % "win"
+ * that comes and goes between rounds is noise, not a reason to ship a different model). So a variant
+ * that runs slower is never picked for speed. For the size objective the smallest eligible variant
+ * wins. Ties go to lower latency, then smaller size.
  */
 
 export type Objective = 'latency' | 'size' | 'energy';
@@ -23,6 +26,11 @@ export interface SelectionPoint {
   /** Measured peak memory; null when it could not be measured (then the budget is not applied). */
   memoryBytes: number | null;
   energyMj: number;
+  /**
+   * p50 of each interleaved latency round, in round order (same rounds for every candidate), for the
+   * paired comparison with fp32. Without it (or with fewer than 3 rounds) only the overall p50 counts.
+   */
+  roundP50Ms?: number[];
 }
 
 export interface SelectionOptions {
@@ -50,6 +58,30 @@ export interface Selection {
 const MiB = 1024 * 1024;
 /** p50 ratios closer to 1 than this are reported as within measurement noise on a shared machine. */
 const NOISE = 0.03;
+/** Share of paired rounds a variant must win to count as faster than fp32. */
+const ROUND_WINS = 0.8;
+
+/**
+ * How a candidate's speed compares with fp32's: `faster` only when its overall p50 is lower and it won
+ * at least 80 % of the paired rounds (when round figures exist).
+ *
+ * @example
+ * compareSpeed({ p50Ms: 0.9, roundP50Ms: [0.9, 0.9, 0.9] }, { p50Ms: 1, roundP50Ms: [1, 1, 1] });
+ * // { ratio: 0.9, faster: true, wins: 3, rounds: 3 }
+ */
+export function compareSpeed(
+  p: Pick<SelectionPoint, 'p50Ms' | 'roundP50Ms'>,
+  base: Pick<SelectionPoint, 'p50Ms' | 'roundP50Ms'>,
+): { ratio: number; faster: boolean; wins: number | null; rounds: number | null } {
+  const ratio = p.p50Ms / base.p50Ms;
+  const a = p.roundP50Ms ?? [];
+  const b = base.roundP50Ms ?? [];
+  const rounds = Math.min(a.length, b.length);
+  if (rounds < 3) return { ratio, faster: ratio < 1, wins: null, rounds: null };
+  let wins = 0;
+  for (let i = 0; i < rounds; i++) if ((a[i] ?? Infinity) < (b[i] ?? 0)) wins++;
+  return { ratio, faster: ratio < 1 && wins >= Math.ceil(ROUND_WINS * rounds), wins, rounds };
+}
 
 const fmtMs = (ms: number) => `${ms.toFixed(ms < 1 ? 4 : 2)} ms`;
 const fmtRatio = (r: number) => `${r.toFixed(2)}×`;
@@ -100,17 +132,30 @@ export function selectCandidate(points: readonly SelectionPoint[], opts: Selecti
   }
 
   const speedMatters = objective !== 'size';
-  const slower = new Set<string>();
+  const tail = speedMatters ? `: not chosen for ${objective}` : '';
+  /** Candidates that are not measurably faster than fp32, with the verdict that says so. */
+  const notFaster = new Map<string, string>();
   if (base) {
     for (const p of points) {
       if (p === base) continue;
-      const ratio = p.p50Ms / base.p50Ms;
-      if (ratio >= 1) {
-        slower.add(p.id);
-        const noise = ratio < 1 + NOISE ? ' (within measurement noise)' : '';
+      const { ratio, faster, wins, rounds } = compareSpeed(p, base);
+      if (faster) continue;
+      const vs = `p50 ${fmtMs(p.p50Ms)} vs ${fmtMs(base.p50Ms)}`;
+      if (ratio >= 1 + NOISE) {
+        notFaster.set(p.id, `${fmtRatio(ratio)} slower than fp32`);
+        findings.push(`${p.id} is ${fmtRatio(ratio)} slower than fp32 on ${profileName} (${vs})${tail}`);
+      } else if (ratio >= 1) {
+        notFaster.set(p.id, `no faster than fp32 (${fmtRatio(ratio)}, within noise)`);
         findings.push(
-          `${p.id} is ${fmtRatio(ratio)} slower than fp32 on ${profileName} (p50 ${fmtMs(p.p50Ms)} vs ${fmtMs(base.p50Ms)})${noise}` +
-            (speedMatters ? `: not chosen for ${objective}` : ''),
+          `${p.id} is no faster than fp32 on ${profileName} (${fmtRatio(ratio)}, ${vs}: within measurement noise)${tail}`,
+        );
+      } else {
+        notFaster.set(
+          p.id,
+          `not measurably faster than fp32 (${fmtRatio(ratio)}, won ${wins}/${rounds} rounds)`,
+        );
+        findings.push(
+          `${p.id} is not measurably faster than fp32 on ${profileName}: p50 ${fmtRatio(ratio)} but faster in only ${wins} of ${rounds} paired rounds${tail}`,
         );
       }
     }
@@ -120,7 +165,7 @@ export function selectCandidate(points: readonly SelectionPoint[], opts: Selecti
   // if fp32 does not fit the budgets, the fastest variant that does is the best that can be done.
   const baseEligible = base !== undefined && eligible.includes(base);
   const pool =
-    speedMatters && baseEligible ? eligible.filter((p) => p === base || !slower.has(p.id)) : eligible;
+    speedMatters && baseEligible ? eligible.filter((p) => p === base || !notFaster.has(p.id)) : eligible;
   let chosen: SelectionPoint | undefined;
   for (const p of pool) if (!chosen || better(p, chosen, objective)) chosen = p;
 
@@ -140,15 +185,17 @@ export function selectCandidate(points: readonly SelectionPoint[], opts: Selecti
         `size ${fmtRatio(chosen.sizeBytes / base.sizeBytes)} fp32`,
         `accuracy drop ${chosen.accuracyDropPp.toFixed(2)} pp`,
       );
-      const r = chosen.p50Ms / base.p50Ms;
-      if (speedMatters && r > 1 - NOISE && r < 1) parts.push('speed-up within measurement noise');
+      const sp = compareSpeed(chosen, base);
+      if (speedMatters && sp.wins !== null) parts.push(`faster than fp32 in ${sp.wins}/${sp.rounds} rounds`);
     }
-    if (speedMatters && base && !baseEligible && slower.has(chosen.id)) {
-      parts.push('slower than fp32, but fp32 does not fit the budgets');
+    if (speedMatters && base && !baseEligible && notFaster.has(chosen.id)) {
+      parts.push('not faster than fp32, but fp32 does not fit the budgets');
     }
     reason = parts.join(', ');
     if (speedMatters && base && chosen === base && points.length > 1) {
-      findings.push(`no variant is faster than fp32 on ${profileName} within the budgets: keeping fp32`);
+      findings.push(
+        `no variant is measurably faster than fp32 on ${profileName} within the budgets: keeping fp32`,
+      );
     }
     findings.push(`chose ${chosen.id} for ${objective} on ${profileName}: ${reason}`);
   }
@@ -156,8 +203,8 @@ export function selectCandidate(points: readonly SelectionPoint[], opts: Selecti
   for (const p of points) {
     if (verdicts[p.id]) continue;
     if (chosen && p === chosen) verdicts[p.id] = `chosen: ${reason}`;
-    else if (speedMatters && baseEligible && slower.has(p.id) && base) {
-      verdicts[p.id] = `not chosen: ${fmtRatio(p.p50Ms / base.p50Ms)} slower than fp32`;
+    else if (speedMatters && baseEligible && notFaster.has(p.id)) {
+      verdicts[p.id] = `not chosen: ${notFaster.get(p.id) ?? ''}`;
     } else if (chosen) {
       const what =
         objective === 'size'

@@ -56,6 +56,8 @@ export interface CandidateMetrics {
   peakRssDeltaBytes: number | null;
   /** Estimated energy per inference (mJ): p50 × (active − idle power) of the profile. */
   energyMjEstimate: number;
+  /** In how many of the interleaved rounds this variant's p50 beat fp32's (null for fp32 itself). */
+  roundsFasterThanFp32: number | null;
   sessionLoadMs: number;
 }
 

@@ -176,7 +176,7 @@ function chart(r: OptimizationReport): string {
   return `<svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="latency versus size of each candidate">${parts.join('')}</svg>`;
 }
 
-function row(c: CandidateReport, i: number): string {
+function row(c: CandidateReport, i: number, rounds: number): string {
   const mt = c.metrics;
   const cells = [
     `<td class="n">${i + 1}</td>`,
@@ -188,6 +188,7 @@ function row(c: CandidateReport, i: number): string {
     `<td class="n">${mt ? fmtMs(mt.p50Ms) : '—'}</td>`,
     `<td class="n">${mt ? fmtMs(mt.p99Ms) : '—'}</td>`,
     `<td class="n${mt && mt.p50RatioVsFp32 >= 1 && c.id !== 'fp32' ? ' slow' : ''}">${mt ? `${mt.p50RatioVsFp32.toFixed(2)}×` : '—'}</td>`,
+    `<td class="n">${mt?.roundsFasterThanFp32 == null ? '—' : `${mt.roundsFasterThanFp32}/${rounds}`}</td>`,
     `<td class="n">${mt ? pct(mt.accuracy) : '—'}</td>`,
     `<td class="n">${mt ? mt.accuracyDropPp.toFixed(2) : '—'}</td>`,
     `<td class="n">${mt ? pct(mt.top1AgreementWithFp32) : '—'}</td>`,
@@ -272,6 +273,7 @@ export function renderReportHtml(input: AutotuneResult | OptimizationReport): st
     'p50 ms',
     'p99 ms',
     'p50 ×',
+    'rounds won vs fp32',
     'accuracy',
     'drop pp',
     'top-1 agr',
@@ -299,7 +301,7 @@ ${chart(r)}
 <table>
 <thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead>
 <tbody>
-${r.candidates.map((c, i) => row(c, i)).join('\n')}
+${r.candidates.map((c, i) => row(c, i, r.settings.rounds)).join('\n')}
 </tbody>
 </table>
 <h2>Settings and machine</h2>

@@ -39,6 +39,7 @@ const candidateReport = z.object({
       meanCosineVsFp32: z.number(),
       peakRssDeltaBytes: z.number().nullable(),
       energyMjEstimate: z.number(),
+      roundsFasterThanFp32: z.number().int().nullable(),
       sessionLoadMs: z.number(),
     })
     .nullable(),

@@ -44,6 +44,7 @@ function measured(
       meanCosineVsFp32: 0.9999,
       peakRssDeltaBytes: 30 * 1024 * 1024,
       energyMjEstimate: p50Ms * 4,
+      roundsFasterThanFp32: id === 'fp32' ? null : 2,
       sessionLoadMs: 5,
     },
     pareto: false,
