@@ -124,10 +124,37 @@ describe('distill', () => {
     r.tfModel.dispose();
   });
 
+  test('a cropped student slices the image border in its export and matches tfjs there', async () => {
+    for (const inputShape of [[1, 28, 28], [784]]) {
+      const r = await trainStudentAlone({ train, student: { hidden: [10], crop: 4 }, epochs: 1, inputShape });
+      const ops = (r.student.graph?.node ?? []).map((n) => n.op_type);
+      const lead = inputShape.length === 1 ? ['Reshape', 'Slice'] : ['Slice'];
+      assert.deepEqual(ops, [...lead, 'Flatten', 'Gemm', 'Relu', 'Gemm']);
+      assert.equal(r.report.student.parameters, 20 * 20 * 10 + 10 + 10 * 10 + 10);
+      const x = evalSet.x.subarray(0, 8 * 784);
+      const want = tf.tidy(
+        () => (r.tfModel.predict(tf.tensor(x, [8, ...inputShape])) as tf.Tensor).dataSync() as Float32Array,
+      );
+      const got = (await evaluate(encodeModel(r.student), { x, y: evalSet.y.subarray(0, 8), n: 8 })).logits;
+      assert.ok(got);
+      for (let i = 0; i < want.length; i++) assert.ok(Math.abs((got[i] ?? 0) - (want[i] ?? 0)) < 1e-4);
+      r.tfModel.dispose();
+    }
+    await assert.rejects(
+      trainStudentAlone({ train, student: { hidden: [4], crop: 14 }, inputShape: [1, 28, 28] }),
+      code('VALIDATION_FAILED'),
+    );
+  });
+
   test('the training forward pass has the gradients of the stock tfjs layers', () => {
-    const model = buildStudent({ hidden: [5, 4], activation: 'tanh', batchNorm: true }, [2, 3], 3, 9);
+    const model = buildStudent(
+      { hidden: [5, 4], activation: 'tanh', batchNorm: true, crop: 1 },
+      [1, 4, 5],
+      3,
+      9,
+    );
     const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-    const x = tf.randomUniform([6, 2, 3], -1, 1, 'float32', 1);
+    const x = tf.randomUniform([6, 1, 4, 5], -1, 1, 'float32', 1);
     const y = tf.tensor1d([0, 1, 2, 0, 1, 2], 'int32');
     const t = tf.randomNormal([6, 3], 0, 1, 'float32', 2) as tf.Tensor2D;
     const cfg = { temperature: 3, alpha: 0.6 };

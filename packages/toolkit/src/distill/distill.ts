@@ -3,13 +3,12 @@ import { OutpostError } from '@outpost/protocol';
 import type { Dataset } from '../datasets/index.ts';
 import { encodeModel } from '../onnx/index.ts';
 import type { ModelProto } from '../onnx/index.ts';
-import { inspectModel } from '../inspect/index.ts';
 import { exportLayersModel } from '../tfjs-export/index.ts';
 import { augmentImages } from './augment.ts';
 import type { AugmentOptions } from './augment.ts';
 import { buildStudent, useWasmBackend, validateStudentSpec } from './student.ts';
 import type { StudentSpec } from './student.ts';
-import { computeTeacherLogits } from './teacher.ts';
+import { computeTeacherLogits, floatParameters } from './teacher.ts';
 import { trainStudent } from './train.ts';
 import type { EpochStats } from './train.ts';
 
@@ -360,7 +359,7 @@ async function trainAndExport(
     const report: DistillReport = {
       mode: 'alone',
       student: {
-        parameters: inspectModel(bytes).parameters,
+        parameters: floatParameters(student),
         bytes: bytes.length,
         spec: opts.student,
         inputShape: d.sampleShape,

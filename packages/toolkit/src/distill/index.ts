@@ -8,7 +8,7 @@ export { augmentImages, resolveImageShape } from './augment.ts';
 export type { AugmentOptions } from './augment.ts';
 export { buildStudent, useWasmBackend, validateStudentSpec, STUDENT_ACTIVATIONS } from './student.ts';
 export type { StudentActivation, StudentSpec } from './student.ts';
-export { computeTeacherLogits } from './teacher.ts';
+export { computeTeacherLogits, floatParameters } from './teacher.ts';
 export type { TeacherOptions, TeacherOutputs } from './teacher.ts';
 export { trainStudent } from './train.ts';
 export type { EpochStats, TrainConfig, TrainingData } from './train.ts';

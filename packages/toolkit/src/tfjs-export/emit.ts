@@ -93,6 +93,13 @@ export class GraphEmitter {
       case 'transpose':
         this.current = this.node('Transpose', op.layer, [x], [intsAttr('perm', op.perm)]);
         return;
+      case 'slice': {
+        const i64 = (name: string, v: number[]) =>
+          this.init(`${op.layer}/${name}`, BigInt64Array.from(v.map(BigInt)), [v.length]);
+        const inputs = [x, i64('starts', op.starts), i64('ends', op.ends), i64('axes', op.axes)];
+        this.current = this.node('Slice', op.layer, inputs);
+        return;
+      }
       case 'act':
         this.current = this.activation(op, x);
         return;

@@ -190,6 +190,20 @@ describe('tfjs → ONNX exporter', () => {
           inShape: fc.oneof(
             fc.tuple(fc.integer({ min: 1, max: 9 })).map((t) => [...t]),
             fc.tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 4 })).map((t) => [...t]),
+            fc
+              .tuple(
+                fc.integer({ min: 1, max: 3 }),
+                fc.integer({ min: 3, max: 6 }),
+                fc.integer({ min: 3, max: 6 }),
+              )
+              .map((t) => [...t]),
+          ),
+          // Rank-4 inputs only: Cropping2D [[top, bottom], [left, right]] (each ≤ 1) and its data format.
+          crop: fc.option(
+            fc.record({
+              sides: fc.tuple(fc.nat(1), fc.nat(1), fc.nat(1), fc.nat(1)),
+              channelsFirst: fc.boolean(),
+            }),
           ),
           head: fc.array(layerSpec, { maxLength: 3 }),
           flatten: fc.constantFrom('flatten', 'reshape'),
@@ -197,10 +211,30 @@ describe('tfjs → ONNX exporter', () => {
           batch: fc.integer({ min: 1, max: 5 }),
           seed: fc.integer({ min: 1, max: 1_000_000 }),
         }),
-        async ({ inShape, head, flatten, tail, batch, seed }) => {
+        async ({ inShape: generated, crop, head, flatten, tail, batch, seed }) => {
+          // Generated rank-3 shapes are [C, H, W]; channels-last inputs are [H, W, C].
+          const inShape =
+            generated.length === 3 && crop && !crop.channelsFirst
+              ? [generated[1] as number, generated[2] as number, generated[0] as number]
+              : generated;
           const layers: tf.layers.Layer[] = [tf.layers.inputLayer({ inputShape: inShape })];
           let k = 0;
           const shape = [...inShape];
+          if (crop && shape.length === 3) {
+            const [t, b, l, r] = crop.sides;
+            const [h, w] = crop.channelsFirst ? [1, 2] : [0, 1];
+            layers.push(
+              tf.layers.cropping2D({
+                cropping: [
+                  [t, b],
+                  [l, r],
+                ],
+                dataFormat: crop.channelsFirst ? 'channelsFirst' : 'channelsLast',
+              }),
+            );
+            shape[h] = (shape[h] as number) - t - b;
+            shape[w] = (shape[w] as number) - l - r;
+          }
           for (const s of head) {
             layers.push(...makeLayers(s, seed + 7 * k++));
             if (s.t === 'dense' || s.t === 'denseBn') shape[shape.length - 1] = s.units; // Dense acts on the last axis

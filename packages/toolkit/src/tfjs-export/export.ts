@@ -42,14 +42,14 @@ function unsupported(message: string, details?: unknown): OutpostError {
  * input, one output, and every layer on the path fed by exactly one tensor (no merges; a branch that
  * does not reach the output is simply not part of the model's computation).
  */
-function chainOf(model: tf.LayersModel): { layers: tf.layers.Layer[]; ranks: number[] } {
+function chainOf(model: tf.LayersModel): { layers: tf.layers.Layer[]; shapes: (number | null)[][] } {
   if (model.inputs.length !== 1 || model.outputs.length !== 1) {
     throw unsupported(
       `model has ${model.inputs.length} inputs and ${model.outputs.length} outputs; only one of each is supported`,
     );
   }
   const layers: tf.layers.Layer[] = [];
-  const ranks: number[] = [];
+  const shapes: (number | null)[][] = [];
   let t = model.outputs[0] as tf.SymbolicTensor;
   const input = model.inputs[0] as tf.SymbolicTensor;
   for (let guard = 0; t !== input; guard++) {
@@ -64,9 +64,9 @@ function chainOf(model: tf.LayersModel): { layers: tf.layers.Layer[]; ranks: num
     if (guard > 100_000) throw unsupported('model graph does not lead back to its input');
     layers.push(layer);
     t = inputs[0];
-    ranks.push(t.shape.length);
+    shapes.push([...t.shape]);
   }
-  return { layers: layers.reverse(), ranks: ranks.reverse() };
+  return { layers: layers.reverse(), shapes: shapes.reverse() };
 }
 
 function valueInfo(name: string, shape: (number | null)[], batchDim: string): ValueInfoProto {
@@ -87,7 +87,7 @@ function valueInfo(name: string, shape: (number | null)[], batchDim: string): Va
  * Dense → Gemm (or MatMul + Add above rank 2); activations → their ONNX ops (relu6 and capped ReLU →
  * Clip, gelu → Erf form, swish/mish → compositions); Dropout and noise layers are removed;
  * BatchNormalization is folded into the preceding linear Dense, or emitted as Mul + Add when it
- * cannot be; Flatten/Reshape/Permute → Flatten/Reshape/Transpose. Any other layer class throws
+ * cannot be; Flatten/Reshape/Permute/Cropping2D → Flatten/Reshape/Transpose/Slice. Any other layer class throws
  * ONNX_UNSUPPORTED naming it. Also returns a report of what each layer became.
  *
  * @example
@@ -105,7 +105,7 @@ export function exportLayersModelWithReport(
   if (!inputName || !outputName || inputName === outputName) {
     throw new OutpostError('VALIDATION_FAILED', `input and output names must be distinct and non-empty`);
   }
-  const { layers, ranks } = chainOf(model);
+  const { layers, shapes } = chainOf(model);
   const input = model.inputs[0] as tf.SymbolicTensor;
   const output = model.outputs[0] as tf.SymbolicTensor;
   for (const t of [input, output]) {
@@ -116,7 +116,7 @@ export function exportLayersModelWithReport(
   const report: TfjsExportReport = { layers: [], folded: [], removed: [] };
   const ops: IrOp[] = [];
   layers.forEach((layer, i) => {
-    const layerOps = layerToOps(layer, ranks[i] ?? 2);
+    const layerOps = layerToOps(layer, shapes[i] ?? [null, null]);
     if (layerOps.length === 0) report.removed.push(layer.name);
     report.layers.push({
       name: layer.name,

@@ -31,7 +31,8 @@ export type IrOp =
   | ({ kind: 'act'; layer: string } & ActivationOp)
   | { kind: 'flatten'; layer: string }
   | { kind: 'reshape'; layer: string; shape: number[] }
-  | { kind: 'transpose'; layer: string; perm: number[] };
+  | { kind: 'transpose'; layer: string; perm: number[] }
+  | { kind: 'slice'; layer: string; axes: number[]; starts: number[]; ends: number[] };
 
 function unsupported(layer: tf.layers.Layer, why: string): OutpostError {
   return new OutpostError('ONNX_UNSUPPORTED', `layer ${layer.name} (${layer.getClassName()}): ${why}`, {
@@ -113,9 +114,10 @@ function normalizeAxis(layer: tf.layers.Layer, axis: unknown, rank: number): num
 /**
  * Translates one layer of the chain to intermediate ops. Inference-time no-ops (InputLayer, every
  * dropout/noise layer) give an empty list; a layer class without a mapping throws ONNX_UNSUPPORTED
- * naming the class. `rank` is the rank of the layer's input, batch included.
+ * naming the class. `inputShape` is the shape of the layer's input, batch (null) included.
  */
-export function layerToOps(layer: tf.layers.Layer, rank: number): IrOp[] {
+export function layerToOps(layer: tf.layers.Layer, inputShape: (number | null)[]): IrOp[] {
+  const rank = inputShape.length;
   const cls = layer.getClassName();
   const cfg = layer.getConfig() as Config;
   const name = layer.name;
@@ -183,6 +185,8 @@ export function layerToOps(layer: tf.layers.Layer, rank: number): IrOp[] {
       if (!Array.isArray(dims)) throw unsupported(layer, 'no dims');
       return [{ kind: 'transpose', layer: name, perm: [0, ...(dims as number[])] }];
     }
+    case 'Cropping2D':
+      return [croppingToSlice(layer, cfg, inputShape)];
     default:
       throw unsupported(layer, `layer class ${cls} has no ONNX mapping in this exporter`);
   }
@@ -211,4 +215,24 @@ function batchNormToAffine(layer: tf.layers.Layer, cfg: Config, rank: number): I
     shift[i] = (beta?.[i] ?? 0) - (mean[i] ?? 0) * s;
   }
   return { kind: 'affine', layer: layer.name, axis, rank, scale, shift };
+}
+
+/** Cropping2D → Slice over the two spatial axes (H, W of NCHW or NHWC). */
+function croppingToSlice(layer: tf.layers.Layer, cfg: Config, inputShape: (number | null)[]): IrOp {
+  const crop = cfg.cropping;
+  const first = cfg.dataFormat === 'channelsFirst';
+  const axes = first ? [2, 3] : [1, 2];
+  const dims = axes.map((a) => inputShape[a]);
+  if (
+    inputShape.length !== 4 ||
+    !Array.isArray(crop) ||
+    crop.length !== 2 ||
+    !crop.every((c) => Array.isArray(c) && c.length === 2 && c.every((v) => Number.isInteger(v) && v >= 0)) ||
+    !dims.every((d) => typeof d === 'number')
+  ) {
+    throw unsupported(layer, `cropping ${JSON.stringify(crop)} of a [${inputShape.join(', ')}] input`);
+  }
+  const [[top, bottom], [left, right]] = crop as [[number, number], [number, number]];
+  const [h, w] = dims as [number, number];
+  return { kind: 'slice', layer: layer.name, axes, starts: [top, left], ends: [h - bottom, w - right] };
 }
