@@ -23,15 +23,9 @@ import {
   summarizeLatencies,
 } from '@outpost/toolkit';
 import type { BenchSession, LatencyStats, ModelProto } from '@outpost/toolkit';
-import {
-  computeCosts,
-  modelSizes,
-  probeShapes,
-  pruneFilters,
-  pruneMagnitude,
-} from '../packages/toolkit/src/prune/index.ts';
-import { finetune } from '../packages/toolkit/src/finetune/index.ts';
-import type { FinetuneResult } from '../packages/toolkit/src/finetune/index.ts';
+import { computeCosts, modelSizes, probeShapes, pruneFilters, pruneMagnitude } from '@outpost/toolkit';
+import { finetune } from '@outpost/toolkit';
+import type { FinetuneResult } from '@outpost/toolkit';
 import { formatTable } from './lib/table.ts';
 
 const root = new URL('..', import.meta.url).pathname;

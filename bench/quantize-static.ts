@@ -25,9 +25,9 @@ import {
   summarizeLatencies,
 } from '@outpost/toolkit';
 import type { BenchSession, EvaluationResult } from '@outpost/toolkit';
-import { feedsFromSamples, quantizeStatic } from '../packages/toolkit/src/quantize-static/index.ts';
-import type { QuantizeStaticOptions } from '../packages/toolkit/src/quantize-static/index.ts';
-import { convertFp16 } from '../packages/toolkit/src/fp16/index.ts';
+import { feedsFromSamples, quantizeStatic } from '@outpost/toolkit';
+import type { QuantizeStaticOptions } from '@outpost/toolkit';
+import { convertFp16 } from '@outpost/toolkit';
 import { formatTable } from './lib/table.ts';
 
 const root = new URL('..', import.meta.url).pathname;

@@ -23,7 +23,7 @@ import {
   synthSpeech,
   vadLayout,
 } from '../packages/toolkit/src/testing/vad.ts';
-import { modelInputs } from '../packages/toolkit/src/quantize-static/index.ts';
+import { modelInputs } from '@outpost/toolkit';
 import { formatTable } from './lib/table.ts';
 
 const root = new URL('..', import.meta.url).pathname;

@@ -14,7 +14,7 @@ import {
 } from '@outpost/toolkit';
 import type { Objective } from '@outpost/toolkit';
 // Dataset specs are not re-exported by the toolkit's datasets index (yet): imported by path.
-import { loadDatasetSpec } from '../../../toolkit/src/datasets/spec.ts';
+import { loadDatasetSpec } from '@outpost/toolkit';
 import { progress } from '../output/index.ts';
 
 export interface OptimizeOptions {

@@ -9,10 +9,10 @@ import {
   modelSizes,
   pruneFilters,
   pruneMagnitude,
-} from '../../../toolkit/src/prune/index.ts';
-import type { FilterPruneReport, MagnitudeReport, ModelSizes } from '../../../toolkit/src/prune/index.ts';
-import { finetune } from '../../../toolkit/src/finetune/index.ts';
-import type { FinetuneEpoch } from '../../../toolkit/src/finetune/index.ts';
+} from '@outpost/toolkit';
+import type { FilterPruneReport, MagnitudeReport, ModelSizes } from '@outpost/toolkit';
+import { finetune } from '@outpost/toolkit';
+import type { FinetuneEpoch } from '@outpost/toolkit';
 import { fmtBytes, progress, table } from '../output/index.ts';
 
 export interface PruneCommandOptions {

@@ -3,14 +3,10 @@ import { OutpostError } from '@outpost/protocol';
 import { decodeModel, encodeModel, loadNpy, readModelBytes, writeModelFile } from '@outpost/toolkit';
 // Static quantization and float16 are new in the toolkit; imported by path until the toolkit's index
 // re-exports them (then: `from '@outpost/toolkit'`).
-import { feedsFromSamples, modelInputs, quantizeStatic } from '../../../toolkit/src/quantize-static/index.ts';
-import type {
-  CalibrationMethod,
-  QuantType,
-  QuantizeStaticReport,
-} from '../../../toolkit/src/quantize-static/index.ts';
-import { convertFp16 } from '../../../toolkit/src/fp16/index.ts';
-import type { Fp16Report } from '../../../toolkit/src/fp16/index.ts';
+import { feedsFromSamples, modelInputs, quantizeStatic } from '@outpost/toolkit';
+import type { CalibrationMethod, QuantType, QuantizeStaticReport } from '@outpost/toolkit';
+import { convertFp16 } from '@outpost/toolkit';
+import type { Fp16Report } from '@outpost/toolkit';
 import { fmtBytes, progress, table } from '../output/index.ts';
 
 /** `outpost quantize-static` and `outpost fp16`: thin shells over the toolkit, atomic output. */

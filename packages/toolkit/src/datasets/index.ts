@@ -4,3 +4,4 @@
  */
 export * from './mnist.ts';
 export * from './npy.ts';
+export * from './spec.ts';
