@@ -50,6 +50,7 @@ describe('outpost distill', () => {
         evalImages,
         evalLabels,
         hidden: '12,8',
+        crop: '4',
         epochs: '3',
         learningRate: '0.005',
         temperature: '3',
@@ -68,7 +69,7 @@ describe('outpost distill', () => {
       ['teacher', 'student (distilled)', 'student alone'],
     );
     assert.equal(json.models[0]?.parameters, 108_618);
-    assert.equal(json.models[1]?.parameters, 784 * 12 + 12 + 12 * 8 + 8 + 8 * 10 + 10);
+    assert.equal(json.models[1]?.parameters, 400 * 12 + 12 + 12 * 8 + 8 + 8 * 10 + 10);
     assert.ok((json.models[0]?.evalAccuracy ?? 0) > 0.95);
     assert.ok((json.models[1]?.evalAccuracy ?? 0) > 0.3, 'distilled beats chance');
     assert.equal(typeof json.gapRecovered, 'number');

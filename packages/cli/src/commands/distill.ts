@@ -4,7 +4,7 @@ import type { Dataset } from '@outpost/toolkit';
 // Distillation is new in the toolkit; imported by path until the toolkit's index re-exports it
 // (then: `from '@outpost/toolkit'`).
 import { STUDENT_ACTIVATIONS, distill, trainStudentAlone } from '../../../toolkit/src/distill/index.ts';
-import type { DistillResult, StudentActivation } from '../../../toolkit/src/distill/index.ts';
+import type { DistillResult, StudentActivation, StudentSpec } from '../../../toolkit/src/distill/index.ts';
 import { fmtBytes, progress, table } from '../output/index.ts';
 
 export interface DistillCommandOptions {
@@ -18,6 +18,12 @@ export interface DistillCommandOptions {
   hidden?: string;
   /** Hidden activation (default relu). */
   activation?: string;
+  /** Pixels cropped from each image border before the first Dense layer (default 0). */
+  crop?: number | string;
+  /** Dropout rate after each hidden layer while training (default 0). */
+  dropout?: number | string;
+  /** BatchNormalization before each hidden activation (folded into the Dense in the export). */
+  batchNorm?: boolean;
   /** Softmax temperature of the soft targets (default 4). */
   temperature?: number | string;
   /** Weight of the soft loss, 0–1 (default 0.7). */
@@ -96,7 +102,15 @@ export async function distillCommand(teacherPath: string, opts: DistillCommandOp
       `--activation must be one of ${STUDENT_ACTIVATIONS.join(', ')}, got ${activation}`,
     );
   }
-  const student = { hidden: parseHidden(opts.hidden ?? '32'), activation: activation as StudentActivation };
+  const student: StudentSpec = {
+    hidden: parseHidden(opts.hidden ?? '32'),
+    activation: activation as StudentActivation,
+  };
+  const crop = num('crop', opts.crop);
+  if (crop !== undefined) student.crop = crop;
+  const dropout = num('dropout', opts.dropout);
+  if (dropout !== undefined) student.dropout = dropout;
+  if (opts.batchNorm) student.batchNorm = true;
   const copies = num('augment', opts.augment) ?? 0;
   const common = {
     student,
