@@ -15,7 +15,7 @@ import {
   stopAgentProcess,
   type AgentProcess,
 } from '@outpost/cli';
-import { FP32_MODEL, argmax, digit, evalDigits, tempDir } from './support.ts';
+import { FP32_MODEL, SHARED_MODELS, argmax, digit, evalDigits, tempDir } from './support.ts';
 
 const root = tempDir('cli-fleet');
 const children: ChildProcess[] = [];
@@ -82,6 +82,78 @@ test('server, keys, publish, agent and deploy from the command line', async () =
   ]);
   assert.equal(published.code, 0, published.stderr);
   assert.equal((JSON.parse(published.stdout) as { state: string }).state, 'ready');
+
+  // optimize → publish --report: the chosen variant ships with its provenance in the signed manifest.
+  const S = SHARED_MODELS;
+  const opt = outpost([
+    'optimize',
+    FP32_MODEL,
+    '--calib',
+    `mnist-u8:${S}/mnist-train-x.u8:${S}/mnist-train-y.u8:100`,
+    '--eval',
+    `mnist-u8:${S}/mnist-eval-x.u8:${S}/mnist-eval-y.u8:300`,
+    '--candidates',
+    'dynamic-u8',
+    '--objective',
+    'size',
+    '--iterations',
+    '20',
+    '--no-memory',
+    '--out',
+    join(root, 'opt'),
+  ]);
+  assert.equal(opt.code, 0, opt.stderr);
+  const report = JSON.parse(readFileSync(join(root, 'opt', 'report.json'), 'utf8')) as {
+    choice: { fileName: string };
+  };
+  assert.equal(report.choice.fileName, 'mnist_cnn.dynamic-u8.onnx');
+  const withReport = outpost([
+    'publish',
+    join(root, 'opt', report.choice.fileName),
+    '--name',
+    'mnist',
+    '--version',
+    '3.0.0',
+    '--key',
+    join(root, 'keys', 'publisher.key'),
+    '--report',
+    join(root, 'opt', 'report.json'),
+    ...auth,
+  ]);
+  assert.equal(withReport.code, 0, withReport.stderr);
+  const stored = (await (
+    await fetch(`${server.httpUrl}/api/v1/models/mnist/versions/3.0.0`, {
+      headers: { authorization: `Bearer ${readFileSync(server.adminTokenFile, 'utf8').trim()}` },
+    })
+  ).json()) as {
+    release: {
+      signed: {
+        optimization: { method: string; settings: Record<string, unknown> };
+        targets: string[];
+        metrics: Record<string, number>;
+      };
+    };
+  };
+  const m = stored.release.signed;
+  assert.equal(m.optimization.method, 'dynamic-int8');
+  assert.match(String(m.optimization.settings.reportSha256), /^[0-9a-f]{64}$/);
+  assert.deepEqual(m.targets, ['cpu-x86-1t']);
+  assert.ok(m.metrics.accuracy! > 0.9);
+  const mismatch = outpost([
+    'publish',
+    FP32_MODEL,
+    '--name',
+    'mnist',
+    '--version',
+    '3.0.1',
+    '--key',
+    join(root, 'keys', 'publisher.key'),
+    '--report',
+    join(root, 'opt', 'report.json'),
+    ...auth,
+  ]);
+  assert.equal(mismatch.code, 2);
+  assert.match(mismatch.stderr, /VALIDATION_FAILED: report .* not this file/);
 
   // Wrong key file, bad metric, missing token: coded errors, nothing published.
   const bad = outpost([

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 
 /** Shared fixtures for the end-to-end tests: reference data from ../shared and temp dirs. */
 
-export const SHARED_MODELS = fileURLToPath(new URL('../../shared/models/', import.meta.url));
+export const SHARED_MODELS = fileURLToPath(new URL('../../shared/models', import.meta.url));
 export const FP32_MODEL = join(SHARED_MODELS, 'mnist_cnn.onnx');
 
 export function tempDir(prefix: string): string {

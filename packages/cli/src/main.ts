@@ -240,6 +240,10 @@ tokenOpts(
         .default('none'),
     )
     .option('--metric <name=value>', 'evaluation figure to record (repeatable)', collect, [])
+    .option(
+      '--report <report.json>',
+      'provenance from `outpost optimize`: optimization settings and measured figures',
+    )
     .option('--json', 'machine-readable output'),
 ).action(action(publishCommand));
 

@@ -1,5 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { OutpostError, createDeploymentRequest, parseWith, type DeploymentView } from '@outpost/protocol';
+import { parseOptimizationReport } from '@outpost/toolkit';
+import {
+  OutpostError,
+  createDeploymentRequest,
+  parseWith,
+  sha256Of,
+  type DeploymentView,
+  type ModelManifestInput,
+} from '@outpost/protocol';
 import { ControlPlaneClient, pollUntil } from '../client/index.ts';
 import { readPrivateKey, writeKeyPair } from '../keys/index.ts';
 import { buildManifest, publishArtifact, signRelease } from '../release/index.ts';
@@ -42,6 +50,54 @@ export function keysGenerateCommand(opts: { out: string; name: string; force?: b
   );
 }
 
+/**
+ * Provenance from an `outpost optimize` report: the report must describe exactly these bytes (its chosen
+ * variant's SHA-256); its `optimization` block and the variant's measured figures go into the manifest, and the
+ * report's own hash is recorded so the full report can be matched later.
+ */
+function provenanceFromReport(path: string, bytes: Uint8Array) {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new OutpostError(
+      'VALIDATION_FAILED',
+      `cannot read report ${path}: ${(err as NodeJS.ErrnoException).code}`,
+    );
+  }
+  const report = parseOptimizationReport(text);
+  const sha = sha256Of(bytes);
+  if (!report.choice.optimization || report.choice.sha256 !== sha) {
+    throw new OutpostError(
+      'VALIDATION_FAILED',
+      `report ${path} chose ${report.choice.fileName ?? 'nothing'} (sha256 ${report.choice.sha256 ?? '-'}), not this file (sha256 ${sha})`,
+    );
+  }
+  const chosen = report.candidates.find((c) => c.id === report.choice.id);
+  const m = chosen?.metrics;
+  const metrics: Record<string, number> = {};
+  if (m) {
+    Object.assign(metrics, {
+      accuracy: m.accuracy,
+      accuracyDropPp: m.accuracyDropPp,
+      top1AgreementWithFp32: m.top1AgreementWithFp32,
+      p50Ms: m.p50Ms,
+      p99Ms: m.p99Ms,
+      energyMjEstimate: m.energyMjEstimate,
+    });
+  }
+  const optimization: ModelManifestInput['optimization'] = {
+    ...report.choice.optimization,
+    settings: {
+      ...report.choice.optimization.settings,
+      variant: report.choice.id ?? '',
+      profile: report.profile.name,
+      reportSha256: sha256Of(text),
+    },
+  };
+  return { optimization, metrics, targets: [report.profile.name] };
+}
+
 export async function publishCommand(
   model: string,
   opts: ServerOpts & {
@@ -51,12 +107,14 @@ export async function publishCommand(
     target: string[];
     method: string;
     metric: string[];
+    report?: string;
     json?: boolean;
   },
 ): Promise<void> {
   const bytes = await readModelBytes(model);
   const key = readPrivateKey(opts.key);
-  const metrics: Record<string, number> = {};
+  const fromReport = opts.report ? provenanceFromReport(opts.report, bytes) : undefined;
+  const metrics: Record<string, number> = { ...fromReport?.metrics };
   for (const m of opts.metric) {
     const [k, v] = m.split('=');
     if (!k || v === undefined || !Number.isFinite(Number(v))) {
@@ -67,8 +125,8 @@ export async function publishCommand(
   const manifest = buildManifest(bytes, {
     name: opts.name,
     version: opts.version,
-    targets: opts.target.length ? opts.target : ['cpu'],
-    optimization: { method: opts.method as 'none', settings: {} },
+    targets: opts.target.length ? opts.target : (fromReport?.targets ?? ['cpu']),
+    optimization: fromReport?.optimization ?? { method: opts.method as 'none', settings: {} },
     metrics,
   });
   const summary = await publishArtifact(controlPlane(opts), signRelease(manifest, key.pem), bytes);
