@@ -100,6 +100,24 @@ export class GraphEmitter {
         this.current = this.node('Slice', op.layer, inputs);
         return;
       }
+      case 'pool': {
+        // ONNX pools NCHW; channels-last inputs are transposed around the pool. Padding is explicit
+        // (ORT rejects auto_pad SAME when it would be negative); averages count real pixels only, as in
+        // TF (count_include_pad 0, the default).
+        const attrs = [
+          intsAttr('kernel_shape', op.kernel),
+          intsAttr('strides', op.strides),
+          intsAttr('pads', op.pads),
+        ];
+        const nchw = op.channelsFirst
+          ? x
+          : this.node('Transpose', op.layer, [x], [intsAttr('perm', [0, 3, 1, 2])]);
+        const pooled = this.node(op.op, op.layer, [nchw], attrs);
+        this.current = op.channelsFirst
+          ? pooled
+          : this.node('Transpose', op.layer, [pooled], [intsAttr('perm', [0, 2, 3, 1])]);
+        return;
+      }
       case 'act':
         this.current = this.activation(op, x);
         return;

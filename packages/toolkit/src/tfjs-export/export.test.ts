@@ -203,6 +203,15 @@ describe('tfjs → ONNX exporter', () => {
             fc.record({
               sides: fc.tuple(fc.nat(1), fc.nat(1), fc.nat(1), fc.nat(1)),
               channelsFirst: fc.boolean(),
+              // then an optional 2-D pooling layer over the cropped image
+              pool: fc.option(
+                fc.record({
+                  max: fc.boolean(),
+                  size: fc.integer({ min: 1, max: 2 }),
+                  stride: fc.integer({ min: 1, max: 2 }),
+                  same: fc.boolean(),
+                }),
+              ),
             }),
           ),
           head: fc.array(layerSpec, { maxLength: 3 }),
@@ -234,6 +243,21 @@ describe('tfjs → ONNX exporter', () => {
             );
             shape[h] = (shape[h] as number) - t - b;
             shape[w] = (shape[w] as number) - l - r;
+            const p = crop.pool;
+            // (a VALID pool larger than the image would give an empty tensor, which tfjs cannot run)
+            if (p && (p.same || ((shape[h] as number) >= p.size && (shape[w] as number) >= p.size))) {
+              const args = {
+                poolSize: p.size,
+                strides: p.stride,
+                padding: p.same ? ('same' as const) : ('valid' as const),
+                dataFormat: crop.channelsFirst ? ('channelsFirst' as const) : ('channelsLast' as const),
+              };
+              layers.push(p.max ? tf.layers.maxPooling2d(args) : tf.layers.averagePooling2d(args));
+              for (const d of [h, w]) {
+                const n = shape[d] as number;
+                shape[d] = p.same ? Math.ceil(n / p.stride) : Math.floor((n - p.size) / p.stride) + 1;
+              }
+            }
           }
           for (const s of head) {
             layers.push(...makeLayers(s, seed + 7 * k++));

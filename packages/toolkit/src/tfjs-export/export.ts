@@ -87,7 +87,8 @@ function valueInfo(name: string, shape: (number | null)[], batchDim: string): Va
  * Dense → Gemm (or MatMul + Add above rank 2); activations → their ONNX ops (relu6 and capped ReLU →
  * Clip, gelu → Erf form, swish/mish → compositions); Dropout and noise layers are removed;
  * BatchNormalization is folded into the preceding linear Dense, or emitted as Mul + Add when it
- * cannot be; Flatten/Reshape/Permute/Cropping2D → Flatten/Reshape/Transpose/Slice. Any other layer class throws
+ * cannot be; Flatten/Reshape/Permute/Cropping2D → Flatten/Reshape/Transpose/Slice;
+ * Average/MaxPooling2D → AveragePool/MaxPool. Any other layer class throws
  * ONNX_UNSUPPORTED naming it. Also returns a report of what each layer became.
  *
  * @example

@@ -32,7 +32,17 @@ export type IrOp =
   | { kind: 'flatten'; layer: string }
   | { kind: 'reshape'; layer: string; shape: number[] }
   | { kind: 'transpose'; layer: string; perm: number[] }
-  | { kind: 'slice'; layer: string; axes: number[]; starts: number[]; ends: number[] };
+  | { kind: 'slice'; layer: string; axes: number[]; starts: number[]; ends: number[] }
+  | {
+      kind: 'pool';
+      layer: string;
+      op: 'AveragePool' | 'MaxPool';
+      kernel: number[];
+      strides: number[];
+      /** Explicit [top, left, bottom, right] padding (TF SAME: the odd pixel at the end; never negative). */
+      pads: number[];
+      channelsFirst: boolean;
+    };
 
 function unsupported(layer: tf.layers.Layer, why: string): OutpostError {
   return new OutpostError('ONNX_UNSUPPORTED', `layer ${layer.name} (${layer.getClassName()}): ${why}`, {
@@ -187,6 +197,32 @@ export function layerToOps(layer: tf.layers.Layer, inputShape: (number | null)[]
     }
     case 'Cropping2D':
       return [croppingToSlice(layer, cfg, inputShape)];
+    case 'AveragePooling2D':
+    case 'MaxPooling2D': {
+      const pair = (v: unknown) => (Array.isArray(v) ? (v as number[]) : [v as number, v as number]);
+      const kernel = pair(cfg.poolSize ?? 2);
+      const strides = pair(cfg.strides ?? kernel);
+      const channelsFirst = cfg.dataFormat === 'channelsFirst';
+      const spatial = (channelsFirst ? [2, 3] : [1, 2]).map((a) => inputShape[a]);
+      if (
+        rank !== 4 ||
+        (cfg.padding !== 'valid' && cfg.padding !== 'same') ||
+        !spatial.every((d) => typeof d === 'number')
+      ) {
+        throw unsupported(layer, `padding ${String(cfg.padding)} on a [${inputShape.join(', ')}] input`);
+      }
+      const pads = [0, 0, 0, 0];
+      if (cfg.padding === 'same') {
+        (spatial as number[]).forEach((n, i) => {
+          const s = strides[i] as number;
+          const total = Math.max(0, (Math.ceil(n / s) - 1) * s + (kernel[i] as number) - n);
+          pads[i] = Math.floor(total / 2);
+          pads[i + 2] = total - Math.floor(total / 2);
+        });
+      }
+      const op = cls === 'MaxPooling2D' ? ('MaxPool' as const) : ('AveragePool' as const);
+      return [{ kind: 'pool', layer: name, op, kernel, strides, pads, channelsFirst }];
+    }
     default:
       throw unsupported(layer, `layer class ${cls} has no ONNX mapping in this exporter`);
   }
