@@ -20,6 +20,8 @@ export interface DistillCommandOptions {
   activation?: string;
   /** Pixels cropped from each image border before the first Dense layer (default 0). */
   crop?: number | string;
+  /** Average-pooling factor applied to the (cropped) image (default 1 = none). */
+  pool?: number | string;
   /** Dropout rate after each hidden layer while training (default 0). */
   dropout?: number | string;
   /** BatchNormalization before each hidden activation (folded into the Dense in the export). */
@@ -108,6 +110,8 @@ export async function distillCommand(teacherPath: string, opts: DistillCommandOp
   };
   const crop = num('crop', opts.crop);
   if (crop !== undefined) student.crop = crop;
+  const pool = num('pool', opts.pool);
+  if (pool !== undefined) student.pool = pool;
   const dropout = num('dropout', opts.dropout);
   if (dropout !== undefined) student.dropout = dropout;
   if (opts.batchNorm) student.batchNorm = true;

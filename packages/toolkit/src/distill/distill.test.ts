@@ -124,7 +124,7 @@ describe('distill', () => {
     r.tfModel.dispose();
   });
 
-  test('a cropped student slices the image border in its export and matches tfjs there', async () => {
+  test('a cropped (and pooled) student slices the image border in its export and matches tfjs there', async () => {
     for (const inputShape of [[1, 28, 28], [784]]) {
       const r = await trainStudentAlone({ train, student: { hidden: [10], crop: 4 }, epochs: 1, inputShape });
       const ops = (r.student.graph?.node ?? []).map((n) => n.op_type);
@@ -144,6 +144,26 @@ describe('distill', () => {
       trainStudentAlone({ train, student: { hidden: [4], crop: 14 }, inputShape: [1, 28, 28] }),
       code('VALIDATION_FAILED'),
     );
+    // Crop then 2×2 average pooling: 10×10 inputs.
+    const pooled = await trainStudentAlone({
+      train,
+      student: { hidden: [6], crop: 4, pool: 2 },
+      epochs: 1,
+      inputShape: [1, 28, 28],
+    });
+    assert.deepEqual(
+      (pooled.student.graph?.node ?? []).map((n) => n.op_type),
+      ['Slice', 'AveragePool', 'Flatten', 'Gemm', 'Relu', 'Gemm'],
+    );
+    assert.equal(pooled.report.student.parameters, 100 * 6 + 6 + 6 * 10 + 10);
+    const x = evalSet.x.subarray(0, 8 * 784);
+    const want = tf.tidy(
+      () => (pooled.tfModel.predict(tf.tensor(x, [8, 1, 28, 28])) as tf.Tensor).dataSync() as Float32Array,
+    );
+    const got = (await evaluate(encodeModel(pooled.student), { x, y: evalSet.y.subarray(0, 8), n: 8 }))
+      .logits;
+    for (let i = 0; i < want.length; i++) assert.ok(Math.abs((got?.[i] ?? 0) - (want[i] ?? 0)) < 1e-4);
+    pooled.tfModel.dispose();
   });
 
   test('the training forward pass has the gradients of the stock tfjs layers', () => {

@@ -28,6 +28,11 @@ export interface StudentSpec {
    * lets the same parameter budget buy ~2× wider hidden layers.
    */
   crop?: number;
+  /**
+   * Average-pooling factor applied to the (cropped) image before flattening (default 1 = none):
+   * `pool: 2` turns 28×28 into 14×14, a quarter of the inputs for the first Dense layer.
+   */
+  pool?: number;
 }
 
 /**
@@ -57,6 +62,10 @@ export function validateStudentSpec(spec: StudentSpec): void {
   if (!Number.isInteger(c) || c < 0) {
     throw new OutpostError('VALIDATION_FAILED', `student.crop must be a non-negative integer, got ${c}`);
   }
+  const p = spec.pool ?? 1;
+  if (!Number.isInteger(p) || p < 1) {
+    throw new OutpostError('VALIDATION_FAILED', `student.pool must be a positive integer, got ${p}`);
+  }
   const d = spec.dropout ?? 0;
   if (!Number.isFinite(d) || d < 0 || d >= 1) {
     throw new OutpostError('VALIDATION_FAILED', `student.dropout must be in [0, 1), got ${d}`);
@@ -85,15 +94,21 @@ export function buildStudent(
   // spec and seed alone, so equal runs give byte-identical files.
   const layers: tf.layers.Layer[] = [tf.layers.inputLayer({ inputShape, name: 'input' })];
   const crop = spec.crop ?? 0;
-  if (crop > 0) {
+  const pool = spec.pool ?? 1;
+  if (crop > 0 || pool > 1) {
     const features = inputShape.reduce((a, b) => a * b, 1);
     const { h, w, channels } = resolveImageShape(features, inputShape);
-    if (2 * crop >= h || 2 * crop >= w) {
-      throw new OutpostError('VALIDATION_FAILED', `student.crop ${crop} leaves nothing of a ${h}×${w} image`);
+    if (h - 2 * crop < pool || w - 2 * crop < pool) {
+      throw new OutpostError(
+        'VALIDATION_FAILED',
+        `student.crop ${crop} and pool ${pool} leave nothing of a ${h}×${w} image`,
+      );
     }
     const image = [channels, h, w];
     if (inputShape.join() !== image.join())
       layers.push(tf.layers.reshape({ name: 'image', targetShape: image }));
+  }
+  if (crop > 0) {
     layers.push(
       tf.layers.cropping2D({
         name: 'crop',
@@ -105,7 +120,17 @@ export function buildStudent(
       }),
     );
   }
-  if (inputShape.length > 1 || crop > 0) layers.push(tf.layers.flatten({ name: 'flatten' }));
+  if (pool > 1) {
+    layers.push(
+      tf.layers.averagePooling2d({
+        name: 'pool',
+        poolSize: pool,
+        strides: pool,
+        dataFormat: 'channelsFirst',
+      }),
+    );
+  }
+  if (inputShape.length > 1 || crop > 0 || pool > 1) layers.push(tf.layers.flatten({ name: 'flatten' }));
   spec.hidden.forEach((units, i) => {
     const k = i + 1;
     layers.push(
