@@ -174,6 +174,7 @@ program
   .option('--hidden <sizes>', 'hidden layer sizes, e.g. 32 or 64,32', '32')
   .option('--activation <a>', 'hidden activation', 'relu')
   .option('--crop <px>', 'pixels cropped from each image border before the first layer', '0')
+  .option('--pool <k>', 'average-pooling factor applied to the (cropped) image', '1')
   .option('--dropout <p>', 'dropout after each hidden layer (removed in the exported ONNX)', '0')
   .option('--batch-norm', 'batch normalization after each hidden layer (folded into Dense on export)')
   .option('--temperature <t>', 'softmax temperature of the soft targets', '4')
