@@ -3,3 +3,4 @@ export * from './fs/index.ts';
 export * from './log/index.ts';
 export * from './http/index.ts';
 export * from './stats/index.ts';
+export * from './half/index.ts';

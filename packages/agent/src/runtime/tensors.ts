@@ -1,3 +1,4 @@
+import { float16BitsToNumber, float32ToFloat16Bits } from '@outpost/common';
 import ort from 'onnxruntime-node';
 import { OutpostError, type InferenceTensor, type TensorDtype } from '@outpost/protocol';
 
@@ -227,52 +228,7 @@ export function fromOrtTensor(t: ort.Tensor): OutputTensor {
   return { dtype: t.type, shape: [...t.dims], data };
 }
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/**
- * IEEE-754 binary32 → binary16 bits, round to nearest even.
- *
- * @example
- * floatToHalf(1); // 0x3c00
- */
-export function floatToHalf(value: number): number {
-  f32[0] = value;
-  const x = u32[0] ?? 0;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let half = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const mid = 1 << (shift - 1);
-    if (rem > mid || (rem === mid && half & 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
-  e = half >>> 10;
-  return sign | (e >= 0x1f ? 0x7c00 : half);
-}
-
-/**
- * IEEE-754 binary16 bits → number.
- *
- * @example
- * halfToFloat(0x3c00); // 1
- */
-export function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >>> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
-}
+/** IEEE-754 binary32 → binary16 bits, round to nearest even (shared with the toolkit, in @outpost/common). */
+export const floatToHalf: (value: number) => number = float32ToFloat16Bits;
+/** IEEE-754 binary16 bits → number. */
+export const halfToFloat: (h: number) => number = float16BitsToNumber;

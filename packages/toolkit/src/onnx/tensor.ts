@@ -1,3 +1,4 @@
+import { float16BitsToNumber } from '@outpost/common';
 import Long from 'long';
 import { OutpostError } from '@outpost/protocol';
 import type { TensorDtype } from '@outpost/protocol';
@@ -261,14 +262,7 @@ function typedSource(t: TensorProto, code: number): number[] | Int64[] {
  * @example
  * float16ToNumber(0x3c00) // 1
  */
-export function float16ToNumber(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * f * 2 ** -24;
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * (1 + f / 1024) * 2 ** (e - 15);
-}
+export const float16ToNumber: (h: number) => number = float16BitsToNumber;
 
 /**
  * Reads any real numeric tensor as float32 (FLOAT16/BFLOAT16 decoded, integers converted).
