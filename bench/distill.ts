@@ -19,8 +19,8 @@ import { join } from 'node:path';
 import { atomicWriteFileSync } from '@outpost/common';
 import { encodeModel, evaluate, loadMnistU8, openBenchSession, summarizeLatencies } from '@outpost/toolkit';
 import type { BenchSession } from '@outpost/toolkit';
-import { distill, floatParameters, trainStudentAlone } from '../packages/toolkit/src/distill/index.ts';
-import type { DistillResult, StudentSpec } from '../packages/toolkit/src/distill/index.ts';
+import { distill, floatParameters, trainStudentAlone } from '@outpost/toolkit';
+import type { DistillResult, StudentSpec } from '@outpost/toolkit';
 import { formatTable } from './lib/table.ts';
 
 const root = new URL('..', import.meta.url).pathname;

@@ -3,8 +3,8 @@ import { encodeModel, evaluate, loadMnistU8, readModelBytes, writeModelFile } fr
 import type { Dataset } from '@outpost/toolkit';
 // Distillation is new in the toolkit; imported by path until the toolkit's index re-exports it
 // (then: `from '@outpost/toolkit'`).
-import { STUDENT_ACTIVATIONS, distill, trainStudentAlone } from '../../../toolkit/src/distill/index.ts';
-import type { DistillResult, StudentActivation, StudentSpec } from '../../../toolkit/src/distill/index.ts';
+import { STUDENT_ACTIVATIONS, distill, trainStudentAlone } from '@outpost/toolkit';
+import type { DistillResult, StudentActivation, StudentSpec } from '@outpost/toolkit';
 import { fmtBytes, progress, table } from '../output/index.ts';
 
 export interface DistillCommandOptions {
